@@ -1,0 +1,122 @@
+"""The `flan-tune` command line: one subcommand per stage of the system."""
+
+import argparse
+import importlib
+import os
+import sys
+import textwrap
+from typing import List, Optional, Sequence
+
+from flan_tune.errors import FlanTuneError
+
+DEFAULT_MODULES = ("tasks",)
+
+
+def parse_lengths(text: str) -> dict:
+  """'inputs=512,targets=128' -> {'inputs': 512, 'targets': 128}."""
+  lengths = {}
+  for part in text.split(","):
+    key, _, value = part.partition("=")
+    if key.strip() not in ("inputs", "targets") or not value.strip().isdigit():
+      raise argparse.ArgumentTypeError(
+          f"expected inputs=N,targets=M, got {text!r}")
+    lengths[key.strip()] = int(value)
+  if set(lengths) != {"inputs", "targets"}:
+    raise argparse.ArgumentTypeError(f"expected inputs=N,targets=M, got {text!r}")
+  return lengths
+
+
+def import_task_modules(modules: Sequence[str]) -> None:
+  """Importing a collection registers its tasks and mixtures."""
+  for module in modules:
+    try:
+      importlib.import_module(module)
+    except ModuleNotFoundError as e:
+      raise FlanTuneError(f"cannot import task module {module!r}: {e}") from None
+
+
+def _indent(text: str) -> str:
+  return textwrap.indent(text, "    | ", predicate=lambda _: True)
+
+
+def inspect_command(args) -> int:
+  import seqio  # heavy imports only once a command runs
+
+  from flan_tune.mixtures import builder
+  from flan_tune.mixtures import inspection
+  from flan_tune.tasks import registry
+
+  import_task_modules(args.module)
+  try:
+    seqio.get_mixture_or_task(args.name)
+  except ValueError:
+    known = sorted(set(seqio.MixtureRegistry.names()) | set(registry.task_names()))
+    raise FlanTuneError(f"no task or mixture {args.name!r}; known: {', '.join(known)}") from None
+  if args.name in registry.task_names():
+    members = {v.seqio_name: 1.0 for v in registry.variants_of(args.name)}
+    total = len(members)
+    members = {k: 1.0 / total for k in members}
+  else:
+    members = builder.mixture_rates(args.name)
+  capped = builder.capped_rates(args.name)
+  lengths = args.lengths
+  print(f"== {args.name}: {len(members)} seqio tasks, split {args.split!r}, "
+        f"lengths {lengths}")
+  if args.examples:
+    for member in sorted(members):
+      for example in inspection.render_samples(member, args.split, args.examples, lengths):
+        print(f"\n-- {member}  template {example['template_index']}  "
+              f"cluster {example['cluster'].decode()}  exemplars {example['num_exemplars']}")
+        print(_indent(example["inputs_pretokenized"].decode()))
+        print("    => " + example["targets_pretokenized"].decode())
+  stats = []
+  for member, share in sorted(members.items(), key=lambda kv: -kv[1]):
+    stats.append(inspection.task_stats(member, capped.get(member, share), share, args.split,
+                                       args.sample, lengths))
+  print(f"\nLengths in tokens over {args.sample} rendered examples per task (EOS included):")
+  print(inspection.format_stats_table(stats, lengths))
+  packing = inspection.packing_stats(args.name, args.split, lengths, args.pack_examples,
+                                     seed=args.seed)
+  print(f"\nPacking {packing.examples} examples at {lengths} with seqio's "
+        f"EncDecFeatureConverter(pack=True): {packing.packed_rows} rows, "
+        f"{packing.examples_per_row:.2f} examples/row, non-padding fraction "
+        f"inputs {100 * packing.inputs_fill:.1f}%, targets {100 * packing.targets_fill:.1f}%")
+  return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(prog="flan-tune", description=__doc__)
+  commands = parser.add_subparsers(dest="command", required=True)
+  inspect = commands.add_parser(
+      "inspect", help="render examples of a task or mixture and print its statistics")
+  inspect.add_argument("name", help="an instruction task, seqio task or mixture name")
+  inspect.add_argument("--module", action="append", default=None,
+                       help="module that registers tasks (repeatable; default: tasks)")
+  inspect.add_argument("--split", default="train")
+  inspect.add_argument("--examples", type=int, default=1,
+                       help="examples rendered per task and prompt style")
+  inspect.add_argument("--sample", type=int, default=200,
+                       help="examples per task for length statistics")
+  inspect.add_argument("--lengths", type=parse_lengths, default="inputs=512,targets=128",
+                       help="feature lengths in tokens, e.g. inputs=512,targets=128")
+  inspect.add_argument("--pack_examples", type=int, default=2000,
+                       help="examples packed to measure packing efficiency")
+  inspect.add_argument("--seed", type=int, default=0)
+  inspect.set_defaults(run=inspect_command)
+  return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  args = build_parser().parse_args(argv)
+  if getattr(args, "module", None) is None:
+    args.module = list(DEFAULT_MODULES)
+  try:
+    return args.run(args)
+  except FlanTuneError as e:
+    print(f"flan-tune {args.command}: error: {e}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,21 @@
+"""Errors that say what is wrong and where, so bad input never becomes a silent example."""
+
+
+class FlanTuneError(ValueError):
+  """Base class: a user's input (task, template, file, mixture, flag) is wrong."""
+
+
+class TemplateError(FlanTuneError):
+  """A template cannot be parsed or names something the task does not provide."""
+
+
+class SourceError(FlanTuneError):
+  """A data file or generator yields something the task cannot use."""
+
+
+class RegistrationError(FlanTuneError):
+  """A task or mixture definition is inconsistent (names, options, few-shot pool)."""
+
+
+class MixtureError(FlanTuneError):
+  """A mixture names unknown tasks or would sample with zero or negative rates."""

@@ -1,0 +1,115 @@
+"""What `flan-tune inspect` reports: rendered samples and mixture statistics.
+
+Every figure comes from the real seqio pipeline: rendered, tokenized (untrimmed, so
+truncation can be counted) and, for packing, passed through seqio's packing
+encoder-decoder feature converter.
+"""
+
+import dataclasses
+from typing import List, Mapping, Optional
+
+import numpy as np
+import seqio
+
+
+
+@dataclasses.dataclass
+class TaskStats:
+  name: str
+  rate: float
+  share: float
+  num_examples: Optional[int]
+  inputs_lengths: np.ndarray
+  targets_lengths: np.ndarray
+  truncated_inputs: int
+  truncated_targets: int
+
+
+@dataclasses.dataclass
+class PackingStats:
+  examples: int
+  packed_rows: int
+  inputs_fill: float
+  targets_fill: float
+
+  @property
+  def examples_per_row(self) -> float:
+    return self.examples / max(self.packed_rows, 1)
+
+
+def render_samples(task_name: str, split: str, count: int,
+                   feature_lengths: Mapping[str, int]) -> List[dict]:
+  task = seqio.get_mixture_or_task(task_name)
+  ds = task.get_dataset(sequence_length=dict(feature_lengths), split=split, shuffle=False,
+                        trim_output_features=False)
+  return list(ds.take(count).as_numpy_iterator())
+
+
+def untrimmed_lengths(task_name: str, split: str, sample: int,
+                      feature_lengths: Mapping[str, int]) -> tuple:
+  """Token lengths (EOS included) before trimming: the task's own rendering step, which
+  prunes few-shot prompts to `feature_lengths`, then seqio's tokenizer."""
+  task = seqio.get_mixture_or_task(task_name)
+  render, *_ = task.preprocessors
+  ds = task.source.get_dataset(split=split, shuffle=False).take(sample)
+  ds = render(ds, sequence_length=dict(feature_lengths), output_features=task.output_features)
+  ds = seqio.preprocessors.tokenize(ds, task.output_features, copy_pretokenized=False)
+  lengths = [(len(e["inputs"]) + 1, len(e["targets"]) + 1) for e in ds.as_numpy_iterator()]
+  return tuple(np.array(column, dtype=np.int64).reshape(-1) for column in zip(*lengths)) or (
+      np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+
+def task_stats(task_name: str, rate: float, share: float, split: str, sample: int,
+               feature_lengths: Mapping[str, int]) -> TaskStats:
+  task = seqio.get_mixture_or_task(task_name)
+  inputs, targets = untrimmed_lengths(task_name, split, sample, feature_lengths)
+  try:
+    count = task.num_input_examples(split)
+  except Exception:  # sources that cannot count without reading everything
+    count = None
+  return TaskStats(task_name, rate, share, count, inputs, targets,
+                   int((inputs > feature_lengths["inputs"]).sum()),
+                   int((targets > feature_lengths["targets"]).sum()))
+
+
+def packing_stats(name: str, split: str, feature_lengths: Mapping[str, int],
+                  examples: int, seed: int = 0) -> PackingStats:
+  """Non-padding fraction of packed rows, from seqio's EncDecFeatureConverter(pack=True)."""
+  provider = seqio.get_mixture_or_task(name)
+  ds = provider.get_dataset(sequence_length=dict(feature_lengths), split=split, shuffle=True,
+                            seed=seed, num_epochs=None)
+  ds = ds.take(examples)
+  converter = seqio.EncDecFeatureConverter(pack=True)
+  packed = converter(ds, dict(feature_lengths))
+  rows = enc = dec = 0
+  for row in packed.as_numpy_iterator():
+    rows += 1
+    enc += int((row["encoder_input_tokens"] != 0).sum())
+    dec += int((row["decoder_target_tokens"] != 0).sum())
+  return PackingStats(examples, rows, enc / max(rows * feature_lengths["inputs"], 1),
+                      dec / max(rows * feature_lengths["targets"], 1))
+
+
+def percentiles(lengths: np.ndarray) -> str:
+  if not len(lengths):
+    return "-"
+  p50, p90, p99 = np.percentile(lengths, [50, 90, 99])
+  return f"{p50:.0f}/{p90:.0f}/{p99:.0f}/{lengths.max()}"
+
+
+def format_stats_table(stats: List[TaskStats], feature_lengths: Mapping[str, int]) -> str:
+  header = ("task", "capped rate", "share", "examples", "inputs p50/p90/p99/max",
+            "targets p50/p90/p99/max", f">{feature_lengths['inputs']} in",
+            f">{feature_lengths['targets']} tgt")
+  rows = [header]
+  for s in stats:
+    rows.append((s.name, f"{s.rate:.6g}", f"{100 * s.share:.1f}%",
+                 "?" if s.num_examples is None else str(s.num_examples),
+                 percentiles(s.inputs_lengths), percentiles(s.targets_lengths),
+                 f"{s.truncated_inputs}/{len(s.inputs_lengths)}",
+                 f"{s.truncated_targets}/{len(s.targets_lengths)}"))
+  widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+  lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
+                     enumerate(zip(r, widths))) for r in rows]
+  lines.insert(1, "-" * len(lines[0]))
+  return "\n".join(lines)

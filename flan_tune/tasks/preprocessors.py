@@ -1,0 +1,101 @@
+"""The seqio preprocessor that renders raw examples into prompts, with metadata."""
+
+from typing import Any, Mapping, Optional
+
+import numpy as np
+import seqio
+import tensorflow as tf
+
+from flan_tune.tasks.render import PromptRenderer
+from flan_tune.tasks.sources import ORIGIN, normalize_value
+from flan_tune.tasks.spec import InstructionTask
+from flan_tune.tasks.templates import PromptStyle
+
+# Features that ride along with every rendered example so evaluation can aggregate.
+METADATA_FEATURES = ("task", "collection", "cluster", "template_type", "template_index",
+                     "num_exemplars")
+_PROBE_EXAMPLES = 4
+
+
+def to_python(value: Any) -> Any:
+  """numpy leaves from tf.data to plain Python values (bytes are UTF-8 text)."""
+  if isinstance(value, bytes):
+    return value.decode("utf-8")
+  if isinstance(value, np.ndarray):
+    return [to_python(v) for v in value] if value.ndim else to_python(value.item())
+  if isinstance(value, np.generic):
+    return value.item()
+  return value
+
+
+def example_fields(task: InstructionTask, raw: Mapping[str, Any]) -> dict:
+  """A raw example as the fields templates see, through the task's example_fn."""
+  origin = raw.get(ORIGIN, "?")
+  fields = dict(task.example_fn(raw)) if task.example_fn else dict(raw)
+  out = {k: normalize_value(v, f"task {task.name!r}, example {origin}", k)
+         for k, v in fields.items() if k != ORIGIN}
+  out[ORIGIN] = origin
+  return out
+
+
+def load_exemplar_pool(task: InstructionTask) -> list:
+  config = task.fewshot
+  ds = task.source.get_dataset(split=config.exemplar_split, shuffle=False)
+  return [example_fields(task, tf.nest.map_structure(to_python, raw))
+          for raw in ds.take(config.pool_size).as_numpy_iterator()]
+
+
+class RenderPrompts:
+  """seqio preprocessor: raw examples -> `inputs`/`targets` text plus metadata features.
+
+  Rendering runs in Python (templates, option styles, few-shot pruning by tokens); a
+  few examples are rendered eagerly first so that bad templates or fields raise a clear
+  Python error at load time instead of deep inside tf.data.
+  """
+
+  def __init__(self, task: InstructionTask, style: PromptStyle):
+    self.task = task
+    self.style = style
+    self._pool: Optional[list] = None
+
+  def _renderer(self, sequence_length, output_features) -> PromptRenderer:
+    vocabulary = output_features["inputs"].vocabulary
+    max_tokens = (sequence_length or {}).get("inputs") or self.task.fewshot.max_input_tokens
+    if self.style.few_shot and self._pool is None:
+      self._pool = load_exemplar_pool(self.task)
+    return PromptRenderer(self.task, self.style,
+                          count_tokens=lambda text: len(vocabulary.encode(text)),
+                          max_input_tokens=max_tokens, pool=self._pool)
+
+  def __call__(self, dataset: tf.data.Dataset,
+               sequence_length: Optional[Mapping[str, int]] = None,
+               output_features: Optional[Mapping[str, seqio.Feature]] = None):
+    renderer = self._renderer(sequence_length, output_features)
+    structure = dataset.element_spec
+
+    def render_leaves(*leaves):
+      raw = tf.nest.pack_sequence_as(structure, [to_python(x) for x in leaves])
+      result = renderer.render(example_fields(self.task, raw))
+      return (np.bytes_(result.inputs.encode()), np.bytes_(result.targets.encode()),
+              np.int32(result.template_index), np.int32(result.num_exemplars))
+
+    for raw in dataset.take(_PROBE_EXAMPLES):
+      render_leaves(*[x.numpy() for x in tf.nest.flatten(raw)])
+
+    constants = {"task": f"{self.task.name}_{self.style.value}",
+                 "collection": self.task.collection, "cluster": self.task.cluster,
+                 "template_type": self.style.value}
+
+    def render(example):
+      inputs, targets, template_index, num_exemplars = tf.numpy_function(
+          render_leaves, tf.nest.flatten(example),
+          (tf.string, tf.string, tf.int32, tf.int32), stateful=False)
+      out = {"inputs": inputs, "targets": targets, "template_index": template_index,
+             "num_exemplars": num_exemplars}
+      for value in out.values():
+        value.set_shape([])
+      out.update({k: tf.constant(v) for k, v in constants.items()})
+      return out
+
+    return dataset.map(render, num_parallel_calls=tf.data.AUTOTUNE)
+

@@ -1,0 +1,157 @@
+"""Registers an instruction task as one seqio task per prompt style.
+
+`register_task(...)` validates the whole definition (templates, fields, options,
+few-shot pool split, names) before anything reaches seqio, so a mistake fails at
+import time with the task and template named, not as a wrong example mid-training.
+"""
+
+import dataclasses
+import re
+from typing import Dict, List, Optional, Sequence
+
+import seqio
+
+from flan_tune.errors import RegistrationError
+from flan_tune.tasks import postprocessors
+from flan_tune.tasks.preprocessors import RenderPrompts
+from flan_tune.tasks.sources import InMemorySource
+from flan_tune.tasks.spec import InstructionTask
+from flan_tune.tasks.templates import PromptStyle, validate_templates
+from flan_tune.tasks.vocabularies import default_vocabulary
+
+_NAME = re.compile(r"^[A-Za-z0-9_.]+$")
+_TASKS: Dict[str, InstructionTask] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+  """One registered seqio task: a task in one prompt style."""
+  seqio_name: str
+  task: InstructionTask
+  style: PromptStyle
+
+
+_VARIANTS: Dict[str, Variant] = {}
+
+
+def register_task(task: Optional[InstructionTask] = None, **kwargs) -> List[str]:
+  """Registers every prompt style of a task; returns the seqio task names.
+
+  Call with an `InstructionTask` or with its fields as keyword arguments.
+  """
+  if task is None:
+    task = InstructionTask(**kwargs)
+  elif kwargs:
+    task = dataclasses.replace(task, **kwargs)
+  styles = _validate(task)
+  vocabulary = task.vocabulary or default_vocabulary()
+  features = {name: seqio.Feature(vocabulary, add_eos=True, required=True)
+              for name in ("inputs", "targets")}
+  names = []
+  for style in styles:
+    variant = f"{task.name}_{style.value}"
+    postprocess_fn = task.postprocess_fn
+    if style.chain_of_thought:
+      postprocess_fn = _chain(postprocessors.make_cot_answer_extractor(task.cot_answer_phrase),
+                              task.postprocess_fn)
+    seqio.TaskRegistry.add(
+        variant, source=task.source,
+        preprocessors=[RenderPrompts(task, style), seqio.preprocessors.tokenize,
+                       seqio.preprocessors.append_eos_after_trim],
+        output_features=features, metric_fns=list(task.metric_fns),
+        postprocess_fn=postprocess_fn)
+    _VARIANTS[variant] = Variant(variant, task, style)
+    names.append(variant)
+  _TASKS[task.name] = task
+  return names
+
+
+def _chain(first, second):
+  if second is None:
+    return first
+
+  def chained(text, example=None, is_target=False):
+    return second(first(text, example, is_target), example, is_target)
+
+  return chained
+
+
+def _validate(task: InstructionTask) -> List[PromptStyle]:
+  where = f"task {task.name!r}"
+  if not isinstance(task.name, str) or not _NAME.match(task.name):
+    raise RegistrationError(f"{where}: names may use letters, digits, '_' and '.' only")
+  if task.name in _TASKS:
+    raise RegistrationError(f"{where} is already registered")
+  if not task.cluster or not task.collection:
+    raise RegistrationError(f"{where}: cluster and collection must be non-empty")
+  if task.options is not None and task.options_field is not None:
+    raise RegistrationError(f"{where}: give options or options_field, not both")
+  if task.options is not None:
+    if not task.options or len(set(task.options)) != len(task.options) or not all(
+        isinstance(o, str) and o for o in task.options):
+      raise RegistrationError(f"{where}: options must be distinct non-empty strings, "
+                              f"got {list(task.options)}")
+  known = task.source.declared_fields if isinstance(task.source, InMemorySource) else None
+  if task.example_fn is not None:
+    known = None  # example_fn decides the fields
+  validate_templates(task.name, task.templates, task.has_options, known)
+  for label, field in (("options_field", task.options_field),
+                       ("rationale_field", task.rationale_field)):
+    if field is not None and known is not None and field not in known:
+      raise RegistrationError(f"{where}: {label} {field!r} is not a field of the source; "
+                              f"it provides {sorted(known)}")
+  if task.fewshot.k < 1 or task.fewshot.pool_size < task.fewshot.k + 1:
+    raise RegistrationError(f"{where}: few-shot needs k >= 1 and pool_size > k, got "
+                            f"k={task.fewshot.k}, pool_size={task.fewshot.pool_size}")
+  supported = task.supported_styles()
+  styles = supported if task.styles is None else [PromptStyle(s) for s in task.styles]
+  for style in styles:
+    if style not in supported:
+      raise RegistrationError(f"{where}: style {style.value!r} is not available: "
+                              f"{_why_unsupported(task, style)}")
+  if not styles:
+    raise RegistrationError(f"{where}: no prompt style to register")
+  for style in styles:
+    variant = f"{task.name}_{style.value}"
+    if variant in _VARIANTS or variant in seqio.TaskRegistry.names() or (
+        variant in seqio.MixtureRegistry.names()):
+      raise RegistrationError(f"{where}: seqio name {variant!r} is already registered")
+  return styles
+
+
+def _why_unsupported(task: InstructionTask, style: PromptStyle) -> str:
+  if style.shows_options and not task.has_options:
+    return "the task declares no options"
+  if style.chain_of_thought and task.rationale_field is None:
+    return "the task has no rationale_field"
+  if style.few_shot and task.fewshot.exemplar_split not in task.source.splits:
+    return (f"the exemplar split {task.fewshot.exemplar_split!r} is not among the source's "
+            f"splits {list(task.source.splits)}")
+  return "no template of the matching kind (inverted or not)"
+
+
+def get_task(name: str) -> InstructionTask:
+  if name not in _TASKS:
+    raise RegistrationError(f"no instruction task {name!r} is registered")
+  return _TASKS[name]
+
+
+def task_names() -> List[str]:
+  return sorted(_TASKS)
+
+
+def get_variant(seqio_name: str) -> Optional[Variant]:
+  return _VARIANTS.get(seqio_name)
+
+
+def variants_of(task_name: str) -> List[Variant]:
+  return [v for v in _VARIANTS.values() if v.task.name == task_name]
+
+
+def unregister(names: Sequence[str]) -> None:
+  """Removes tasks and their variants (tests and notebooks re-register freely)."""
+  for name in names:
+    for variant in variants_of(name):
+      seqio.TaskRegistry.remove(variant.seqio_name)
+      del _VARIANTS[variant.seqio_name]
+    _TASKS.pop(name, None)

@@ -1,0 +1,134 @@
+"""Turns one example's fields into (inputs, targets) text for one prompt style.
+
+Pure Python and deterministic: every choice comes from a generator seeded by
+(task seed, task, style, example content), so the rendering of an example does not
+depend on order, sharding, threads or the run.
+"""
+
+import dataclasses
+from typing import Callable, Mapping, Optional, Sequence
+
+import numpy as np
+
+from flan_tune.errors import RegistrationError, SourceError, TemplateError
+from flan_tune.tasks import options as options_lib
+from flan_tune.tasks import seeding
+from flan_tune.tasks.sources import ORIGIN
+from flan_tune.tasks.spec import InstructionTask
+from flan_tune.tasks.templates import OPTIONS_SLOT, PromptStyle, drop_options_slot, fill
+
+
+@dataclasses.dataclass(frozen=True)
+class Rendered:
+  inputs: str
+  targets: str
+  template_index: int
+  num_exemplars: int
+
+
+class PromptRenderer:
+  """Renders examples of one task in one prompt style.
+
+  Args:
+    task: the task definition.
+    style: the prompt style.
+    count_tokens: length of a text in tokens (EOS excluded), for few-shot pruning.
+    max_input_tokens: the input length the prompt must fit, EOS included.
+    pool: exemplar fields for few-shot styles (already passed through example_fn).
+  """
+
+  def __init__(self, task: InstructionTask, style: PromptStyle,
+               count_tokens: Callable[[str], int], max_input_tokens: int,
+               pool: Optional[Sequence[Mapping]] = None):
+    self.task = task
+    self.style = style
+    self._count_tokens = count_tokens
+    self._budget = max_input_tokens - 1
+    self._template_ids = task.templates_for(style)
+    self._pool = list(pool or [])
+    self._pool_keys = [seeding.example_key(p) for p in self._pool]
+    self._variant = f"{task.name}_{style.value}"
+    if style.few_shot and len(self._pool) < task.fewshot.k + 1:
+      raise RegistrationError(
+          f"task {self._variant!r}: few-shot k={task.fewshot.k} needs a pool of at least "
+          f"{task.fewshot.k + 1} examples (one may be the example itself), but split "
+          f"{task.fewshot.exemplar_split!r} gave {len(self._pool)}")
+
+  def render(self, fields: Mapping) -> Rendered:
+    key = seeding.example_key(fields)
+    rng = seeding.example_rng(self.task.seed, self._variant, key)
+    template_index = self._template_ids[rng.integers(len(self._template_ids))]
+    option_style = options_lib.draw_style(rng)
+    trigger = self.task.cot_triggers[rng.integers(len(self.task.cot_triggers))]
+    inputs, targets = self._render_one(fields, template_index, option_style, trigger)
+    if not self.style.few_shot:
+      return Rendered(inputs, targets, template_index, 0)
+    exemplars = self._draw_exemplars(rng, key)
+    shots = [self._render_one(e, template_index, option_style, trigger) for e in exemplars]
+    prompt, used = self._fit(shots, inputs)
+    return Rendered(prompt, targets, template_index, used)
+
+  def _draw_exemplars(self, rng: np.random.Generator, key: int) -> list:
+    candidates = [i for i, k in enumerate(self._pool_keys) if k != key]
+    k = self.task.fewshot.k
+    if len(candidates) < k:
+      raise RegistrationError(
+          f"task {self._variant!r}: few-shot k={k} but only {len(candidates)} exemplars "
+          "differ from the example")
+    return [self._pool[i] for i in rng.choice(candidates, size=k, replace=False)]
+
+  def _fit(self, shots: list, query: str) -> tuple:
+    """Joins exemplars and query, dropping exemplars from the end until it fits."""
+    config = self.task.fewshot
+
+    def join(n):
+      parts = [x + config.x_y_delimiter + y for x, y in shots[:n]]
+      return config.example_separator.join(parts + [query])
+
+    n = len(shots)
+    while n > 0 and self._count_tokens(join(n)) > self._budget:
+      n -= 1
+    return join(n), n
+
+  def _render_one(self, fields: Mapping, template_index: int,
+                  option_style: options_lib.OptionStyle, trigger: str) -> tuple:
+    template = self.task.templates[template_index]
+    where = f"task {self._variant!r}, template {template_index}, example {fields.get(ORIGIN, '?')}"
+    values = {}
+    for name in template.fields():
+      if name not in fields:
+        available = sorted(k for k in fields if k != ORIGIN)
+        raise TemplateError(f"{where}: no field {name!r} in the example; it has {available}")
+      value = fields[name]
+      values[name] = ", ".join(value) if isinstance(value, list) else str(value)
+    if self.style.shows_options:
+      choices = self._options(fields, where)
+      values[OPTIONS_SLOT] = option_style.render(choices)
+      pattern = template.inputs
+      if not template.shows_options():
+        pattern = pattern.rstrip() + "\n\n{" + OPTIONS_SLOT + "}"
+      inputs = fill(pattern, values)
+    else:
+      inputs = fill(drop_options_slot(template.inputs), values)
+    targets = fill(template.targets, values)
+    if self.style.shows_options and targets not in choices:
+      raise SourceError(f"{where}: target {targets!r} is not one of the options {choices}")
+    if self.style.chain_of_thought:
+      rationale = fields.get(self.task.rationale_field)
+      if rationale is None:
+        raise TemplateError(f"{where}: no rationale field {self.task.rationale_field!r}")
+      inputs = f"{inputs}\n\n{trigger}"
+      targets = f"{rationale} {self.task.cot_answer_phrase} {targets}."
+    return inputs, targets
+
+  def _options(self, fields: Mapping, where: str) -> list:
+    if self.task.options:
+      return list(self.task.options)
+    value = fields.get(self.task.options_field)
+    if value is None:
+      raise SourceError(f"{where}: the options field {self.task.options_field!r} is missing "
+                        "but this template shows options")
+    if not isinstance(value, list) or not value:
+      raise SourceError(f"{where}: the options field {self.task.options_field!r} must be a "
+                        f"non-empty list, got {value!r}")
+    return value
