@@ -47,17 +47,14 @@ def inspect_command(args) -> int:
   from flan_tune.tasks import registry
 
   import_task_modules(args.module)
-  try:
-    seqio.get_mixture_or_task(args.name)
-  except ValueError:
-    known = sorted(set(seqio.MixtureRegistry.names()) | set(registry.task_names()))
-    raise FlanTuneError(f"no task or mixture {args.name!r}; known: {', '.join(known)}") from None
   if args.name in registry.task_names():
-    members = {v.seqio_name: 1.0 for v in registry.variants_of(args.name)}
-    total = len(members)
-    members = {k: 1.0 / total for k in members}
-  else:
+    variants = registry.variants_of(args.name)
+    members = {v.seqio_name: 1.0 / len(variants) for v in variants}
+  elif args.name in seqio.MixtureRegistry.names() or args.name in seqio.TaskRegistry.names():
     members = builder.mixture_rates(args.name)
+  else:
+    known = sorted(set(seqio.MixtureRegistry.names()) | set(registry.task_names()))
+    raise FlanTuneError(f"no task or mixture {args.name!r}; known: {', '.join(known)}")
   capped = builder.capped_rates(args.name)
   lengths = args.lengths
   print(f"== {args.name}: {len(members)} seqio tasks, split {args.split!r}, "
@@ -75,7 +72,7 @@ def inspect_command(args) -> int:
                                        args.sample, lengths))
   print(f"\nLengths in tokens over {args.sample} rendered examples per task (EOS included):")
   print(inspection.format_stats_table(stats, lengths))
-  packing = inspection.packing_stats(args.name, args.split, lengths, args.pack_examples,
+  packing = inspection.packing_stats(members, args.split, lengths, args.pack_examples,
                                      seed=args.seed)
   print(f"\nPacking {packing.examples} examples at {lengths} with seqio's "
         f"EncDecFeatureConverter(pack=True): {packing.packed_rows} rows, "

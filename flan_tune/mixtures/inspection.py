@@ -72,10 +72,11 @@ def task_stats(task_name: str, rate: float, share: float, split: str, sample: in
                    int((targets > feature_lengths["targets"]).sum()))
 
 
-def packing_stats(name: str, split: str, feature_lengths: Mapping[str, int],
+def packing_stats(members: Mapping[str, float], split: str, feature_lengths: Mapping[str, int],
                   examples: int, seed: int = 0) -> PackingStats:
-  """Non-padding fraction of packed rows, from seqio's EncDecFeatureConverter(pack=True)."""
-  provider = seqio.get_mixture_or_task(name)
+  """Non-padding fraction of packed rows, from seqio's EncDecFeatureConverter(pack=True),
+  over the members sampled at their rates."""
+  provider = seqio.Mixture("inspection", sorted(members.items()))
   ds = provider.get_dataset(sequence_length=dict(feature_lengths), split=split, shuffle=True,
                             seed=seed, num_epochs=None)
   ds = ds.take(examples)

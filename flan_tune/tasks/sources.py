@@ -187,8 +187,10 @@ class CsvSource(_FileSource):
         for row in reader:
           origin = f"{path}:{reader.line_num}"
           if None in row or None in row.values():
-            raise SourceError(f"{origin}: row has {len(row) - (None in row)} cells where the "
-                              f"header has {len(reader.fieldnames)}")
+            cells = sum(v is not None for k, v in row.items() if k is not None)
+            cells += len(row.get(None, []))
+            raise SourceError(f"{origin}: row has {cells} cells where the header has "
+                              f"{len(reader.fieldnames)}")
           yield origin, row
 
 

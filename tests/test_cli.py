@@ -1,0 +1,33 @@
+import subprocess
+import sys
+
+from flan_tune import cli
+
+
+def test_inspect_mixture_prints_samples_and_statistics(capsys):
+  code = cli.main(["inspect", "flan_mini", "--lengths", "inputs=256,targets=64",
+                   "--examples", "1", "--sample", "10", "--pack_examples", "50"])
+  out = capsys.readouterr().out
+  assert code == 0
+  assert "== flan_mini: 18 seqio tasks" in out
+  assert "-- mini_sentiment_zs_opt  template" in out and "=> " in out
+  assert "mini_reverse_fs_noopt" in out and "inputs p50/p90/p99/max" in out
+  assert "EncDecFeatureConverter(pack=True)" in out and "non-padding fraction" in out
+
+
+def test_inspect_single_task():
+  result = subprocess.run([sys.executable, "-m", "flan_tune.cli", "inspect", "mini_reverse",
+                           "--sample", "5", "--pack_examples", "20", "--examples", "1"],
+                          capture_output=True, text=True)
+  assert result.returncode == 0, result.stderr
+  assert "mini_reverse_zs_inv" in result.stdout and "mini_sentiment" not in result.stdout
+
+
+def test_inspect_unknown_name_is_a_clear_error(capsys):
+  assert cli.main(["inspect", "no_such_mixture", "--module", "tasks.mini"]) == 2
+  assert "no task or mixture 'no_such_mixture'" in capsys.readouterr().err
+
+
+def test_bad_module_is_a_clear_error(capsys):
+  assert cli.main(["inspect", "x", "--module", "tasks.no_such_collection"]) == 2
+  assert "cannot import task module 'tasks.no_such_collection'" in capsys.readouterr().err
