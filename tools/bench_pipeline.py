@@ -25,6 +25,7 @@ import tasks  # noqa: E402,F401  (registers flan_mini)
 from flan_tune.cli import parse_lengths  # noqa: E402
 from flan_tune.mixtures import mixture_rates  # noqa: E402
 from flan_tune.tasks import registry  # noqa: E402
+from flan_tune.tasks.templates import OPTIONS_SLOT, pattern_fields  # noqa: E402
 
 
 def measure(dataset, lengths, examples):
@@ -45,16 +46,12 @@ def plain_seqio_mixture(name, rates):
     variant = registry.get_variant(seqio_name)
     task = variant.task
     template = task.templates[task.templates_for(variant.style)[0]]
-    fields = sorted(template.fields())
+    input_fields = sorted(pattern_fields(template.inputs) - {OPTIONS_SLOT})
+    target_fields = sorted(pattern_fields(template.targets))
 
-    def format_in_tf(example, fields=fields, template=template):
-      # "{a} ... {b}" -> a tf.strings.join of the fields in pattern order.
-      parts = [tf.strings.as_string(example[f]) if example[f].dtype != tf.string else example[f]
-               for f in fields]
-      return {"inputs": tf.strings.join(parts, separator="\n"),
-              "targets": example[next(iter(registry.get_task(task.name).templates[0].fields()
-                                           - set(template.fields() - {fields[0]})), fields[-1])]
-              if False else example[sorted(task.templates[0].fields())[-1]]}
+    def format_in_tf(example, input_fields=input_fields, target_fields=target_fields):
+      return {"inputs": tf.strings.join([example[f] for f in input_fields], separator="\n"),
+              "targets": tf.strings.join([example[f] for f in target_fields], separator=" ")}
 
     peer_name = f"peer_{seqio_name}"
     if peer_name not in seqio.TaskRegistry.names():
