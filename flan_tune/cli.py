@@ -113,6 +113,12 @@ def main(argv: Optional[List[str]] = None) -> int:
   except FlanTuneError as e:
     print(f"flan-tune {args.command}: error: {e}", file=sys.stderr)
     return 2
+  except Exception as e:  # errors raised while tf.data renders carry our message inside
+    if not type(e).__module__.startswith("tensorflow"):
+      raise
+    print(f"flan-tune {args.command}: error while reading data: {e.message.strip()}",
+          file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

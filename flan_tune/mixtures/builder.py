@@ -83,7 +83,7 @@ def _compute(name: str, task_names: Sequence[str], spec: MixtureSpec):
     if weight <= 0:
       raise MixtureError(f"mixture {name!r}: collection {collection!r} has weight {weight}; "
                          "weights must be positive (leave the collection out instead)")
-  groups, group_weights = {}, {}
+  groups, style_weight = {}, {}
   for task in tasks:
     count = task.source.num_input_examples(spec.split)
     if not count:
@@ -97,15 +97,15 @@ def _compute(name: str, task_names: Sequence[str], spec: MixtureSpec):
         continue
       group = (task.collection, variant.style.value)
       groups.setdefault(group, {})[variant.seqio_name] = raw
-      group_weights[group] = collection_weights[task.collection] * weight
+      style_weight[group] = weight
   if not groups:
     raise MixtureError(f"mixture {name!r}: every prompt style of its tasks has weight zero")
-  # A collection's weight is split over the styles it actually has.
-  style_totals = {}
-  for (collection, _), weight in group_weights.items():
-    style_totals[collection] = style_totals.get(collection, 0.0) + weight
-  group_weights = {g: w * collection_weights[g[0]] / style_totals[g[0]]
-                   for g, w in group_weights.items()}
+  # A collection's weight is split over the styles its tasks actually have.
+  styles_total = {}
+  for (collection, _), weight in style_weight.items():
+    styles_total[collection] = styles_total.get(collection, 0.0) + weight
+  group_weights = {group: collection_weights[group[0]] * weight / styles_total[group[0]]
+                   for group, weight in style_weight.items()}
   capped = {member: raw for members in groups.values() for member, raw in members.items()}
   return rates_lib.hierarchical_rates(groups, group_weights), capped
 
