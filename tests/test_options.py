@@ -2,7 +2,6 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 
 from flan_tune.tasks import options, seeding
 
