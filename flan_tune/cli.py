@@ -116,7 +116,7 @@ def main(argv: Optional[List[str]] = None) -> int:
   except Exception as e:  # errors raised while tf.data renders carry our message inside
     if not type(e).__module__.startswith("tensorflow"):
       raise
-    print(f"flan-tune {args.command}: error while reading data: {e.message.strip()}",
+    print(f"flan-tune {args.command}: error while reading data: {str(e).strip()}",
           file=sys.stderr)
     return 2
 

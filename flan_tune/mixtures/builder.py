@@ -20,7 +20,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 import seqio
 import tensorflow as tf
 
-from flan_tune.errors import MixtureError
+from flan_tune.errors import MixtureError, RegistrationError
 from flan_tune.mixtures import rates as rates_lib
 from flan_tune.tasks import registry
 from flan_tune.tasks.templates import PromptStyle
@@ -47,7 +47,6 @@ class MixtureSpec:
   on_exhausted: str = "continue"
 
 
-_SPECS: Dict[str, MixtureSpec] = {}
 _RATES: Dict[str, Dict[str, float]] = {}
 _CAPPED: Dict[str, Dict[str, float]] = {}  # per mixture: each member's capped rate
 
@@ -113,7 +112,7 @@ def _compute(name: str, task_names: Sequence[str], spec: MixtureSpec):
 def _lookup(mixture: str, task_name: str):
   try:
     return registry.get_task(task_name)
-  except Exception:
+  except RegistrationError:
     close = difflib.get_close_matches(task_name, registry.task_names(), n=3)
     hint = f"; did you mean {close}?" if close else ""
     raise MixtureError(f"mixture {mixture!r} names unknown task {task_name!r}{hint}") from None
@@ -128,7 +127,7 @@ def register_mixture(name: str, task_names: Sequence[str],
   rates, capped = _compute(name, task_names, spec)
   mixture = seqio.MixtureRegistry.add(name, sorted(rates.items()),
                                       sample_fn=_sample_fn(spec.on_exhausted))
-  _SPECS[name], _RATES[name], _CAPPED[name] = spec, rates, capped
+  _RATES[name], _CAPPED[name] = rates, capped
   return mixture
 
 
@@ -188,5 +187,5 @@ def capped_rates(name: str) -> Dict[str, float]:
 
 def unregister_mixture(name: str) -> None:
   seqio.MixtureRegistry.remove(name)
-  for table in (_SPECS, _RATES, _CAPPED):
+  for table in (_RATES, _CAPPED):
     table.pop(name, None)

@@ -54,9 +54,9 @@ def untrimmed_lengths(task_name: str, split: str, sample: int,
   ds = task.source.get_dataset(split=split, shuffle=False).take(sample)
   ds = render(ds, sequence_length=dict(feature_lengths), output_features=task.output_features)
   ds = seqio.preprocessors.tokenize(ds, task.output_features, copy_pretokenized=False)
-  lengths = [(len(e["inputs"]) + 1, len(e["targets"]) + 1) for e in ds.as_numpy_iterator()]
-  return tuple(np.array(column, dtype=np.int64).reshape(-1) for column in zip(*lengths)) or (
-      np.zeros(0, np.int64), np.zeros(0, np.int64))
+  lengths = np.array([(len(e["inputs"]) + 1, len(e["targets"]) + 1)
+                      for e in ds.as_numpy_iterator()], dtype=np.int64).reshape(-1, 2)
+  return lengths[:, 0], lengths[:, 1]
 
 
 def task_stats(task_name: str, rate: float, share: float, split: str, sample: int,
@@ -72,6 +72,18 @@ def task_stats(task_name: str, rate: float, share: float, split: str, sample: in
                    int((targets > feature_lengths["targets"]).sum()))
 
 
+def count_packed(ds, feature_lengths: Mapping[str, int]) -> tuple:
+  """Packs with seqio's EncDecFeatureConverter(pack=True) and counts
+  (rows, non-padding input tokens, non-padding target tokens)."""
+  packed = seqio.EncDecFeatureConverter(pack=True)(ds, dict(feature_lengths))
+  rows = enc = dec = 0
+  for row in packed.as_numpy_iterator():
+    rows += 1
+    enc += int((row["encoder_input_tokens"] != 0).sum())
+    dec += int((row["decoder_target_tokens"] != 0).sum())
+  return rows, enc, dec
+
+
 def packing_stats(members: Mapping[str, float], split: str, feature_lengths: Mapping[str, int],
                   examples: int, seed: int = 0) -> PackingStats:
   """Non-padding fraction of packed rows, from seqio's EncDecFeatureConverter(pack=True),
@@ -79,14 +91,7 @@ def packing_stats(members: Mapping[str, float], split: str, feature_lengths: Map
   provider = seqio.Mixture("inspection", sorted(members.items()))
   ds = provider.get_dataset(sequence_length=dict(feature_lengths), split=split, shuffle=True,
                             seed=seed, num_epochs=None)
-  ds = ds.take(examples)
-  converter = seqio.EncDecFeatureConverter(pack=True)
-  packed = converter(ds, dict(feature_lengths))
-  rows = enc = dec = 0
-  for row in packed.as_numpy_iterator():
-    rows += 1
-    enc += int((row["encoder_input_tokens"] != 0).sum())
-    dec += int((row["decoder_target_tokens"] != 0).sum())
+  rows, enc, dec = count_packed(ds.take(examples), feature_lengths)
   return PackingStats(examples, rows, enc / max(rows * feature_lengths["inputs"], 1),
                       dec / max(rows * feature_lengths["targets"], 1))
 

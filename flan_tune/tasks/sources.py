@@ -24,7 +24,7 @@ def normalize_value(value: Any, where: str, field: str):
   """Strings stay, numbers become strings, lists become lists of strings."""
   if isinstance(value, str):
     return value
-  if isinstance(value, bool) or isinstance(value, (int, float)):
+  if isinstance(value, (int, float)):
     return str(value)
   if isinstance(value, (list, tuple)):
     return [normalize_value(v, where, field) for v in value]

@@ -8,6 +8,7 @@ registration so a typo never renders silently.
 
 import dataclasses
 import enum
+import functools
 import re
 import string
 from typing import Mapping, Sequence
@@ -61,6 +62,7 @@ class Template:
     return OPTIONS_SLOT in pattern_fields(self.inputs)
 
 
+@functools.lru_cache(maxsize=None)
 def pattern_fields(pattern: str) -> frozenset:
   """The field names of a pattern; raises TemplateError on anything but plain names."""
   try:
