@@ -39,7 +39,29 @@ def examples(name, split="validation", lengths=LENGTHS, **kwargs):
 def test_all_styles_registered(tmp_path, unique, cleanup):
   names = register(tmp_path, unique, cleanup)
   assert names == [f"{unique}_{s}" for s in
-                   ("zs_opt", "zs_noopt", "fs_opt", "fs_noopt", "zs_cot", "fs_cot", "zs_inv", "fs_inv")]
+                   ("zs_opt", "zs_noopt", "fs_opt", "fs_noopt", "zs_cot", "fs_cot", "zs_inv", "fs_inv",
+                    "zs_opt_rank", "zs_noopt_rank", "fs_opt_rank", "fs_noopt_rank")]
+
+
+@pytest.mark.parametrize("style", ["zs_opt", "fs_noopt"])
+def test_rank_variant_scores_every_option(tmp_path, unique, cleanup, style):
+  register(tmp_path, unique, cleanup)
+  rows = examples(f"{unique}_{style}_rank")
+  generated = examples(f"{unique}_{style}")
+  assert len(rows) == 2 * len(generated)  # one row per option
+  for i, prompt in enumerate(generated):
+    pair = [r for r in rows if r["idx"][0] == i]
+    assert [r["targets_pretokenized"] for r in pair] == ["positive", "negative"]
+    assert all(r["inputs_pretokenized"] == prompt["inputs_pretokenized"] for r in pair)
+    assert [r["is_correct"] for r in pair] == [
+        option == prompt["targets_pretokenized"] for option in ("positive", "negative")]
+    assert pair[0]["cluster"] == "sentiment"
+
+
+def test_rank_variants_only_for_tasks_with_options(tmp_path, unique, cleanup):
+  names = register(tmp_path, unique, cleanup, options=None,
+                   templates=[Template("{text}\nIs that positive or negative?", "{label}")])
+  assert not [n for n in names if n.endswith("_rank")]
 
 
 def test_zero_shot_with_and_without_options(tmp_path, unique, cleanup):

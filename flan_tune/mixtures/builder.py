@@ -133,10 +133,14 @@ def register_mixture(name: str, task_names: Sequence[str],
 
 def register_eval_mixture(name: str, task_names: Sequence[str],
                           styles: Sequence[str] = EVAL_STYLES) -> seqio.Mixture:
-  """A mixture for evaluation: every listed style of each task, equal rates."""
+  """A mixture for evaluation: every listed style of each task, equal rates.
+
+  It includes the rank-classification variants (`..._rank`) of tasks with options.
+  """
   if name in seqio.MixtureRegistry.names() or name in seqio.TaskRegistry.names():
     raise MixtureError(f"mixture {name!r} is already registered")
-  members = [v.seqio_name for t in task_names for v in registry.variants_of(_lookup(name, t).name)
+  members = [v.seqio_name for t in task_names
+             for v in registry.variants_of(_lookup(name, t).name, scoring=None)
              if v.style.value in styles]
   if not members:
     raise MixtureError(f"evaluation mixture {name!r}: its tasks have none of the styles {styles}")

@@ -5,6 +5,7 @@ from typing import Any, Mapping, Optional
 import numpy as np
 import seqio
 import tensorflow as tf
+from t5.data import preprocessors as t5_preprocessors
 
 from flan_tune.tasks.render import PromptRenderer
 from flan_tune.tasks.sources import ORIGIN, normalize_value
@@ -53,9 +54,10 @@ class RenderPrompts:
   Python error at load time instead of deep inside tf.data.
   """
 
-  def __init__(self, task: InstructionTask, style: PromptStyle):
+  def __init__(self, task: InstructionTask, style: PromptStyle, with_choices: bool = False):
     self.task = task
     self.style = style
+    self.with_choices = with_choices  # adds a `choices` feature for rank classification
     self._pool: Optional[list] = None
 
   def _renderer(self, sequence_length, output_features) -> PromptRenderer:
@@ -76,8 +78,9 @@ class RenderPrompts:
     def render_leaves(*leaves):
       raw = tf.nest.pack_sequence_as(structure, [to_python(x) for x in leaves])
       result = renderer.render(example_fields(self.task, raw))
+      choices = np.array([c.encode() for c in result.choices], dtype=object).reshape([-1])
       return (np.bytes_(result.inputs.encode()), np.bytes_(result.targets.encode()),
-              np.int32(result.template_index), np.int32(result.num_exemplars))
+              np.int32(result.template_index), np.int32(result.num_exemplars), choices)
 
     for raw in dataset.take(_PROBE_EXAMPLES):
       render_leaves(*[x.numpy() for x in tf.nest.flatten(raw)])
@@ -87,15 +90,33 @@ class RenderPrompts:
                  "template_type": self.style.value}
 
     def render(example):
-      inputs, targets, template_index, num_exemplars = tf.numpy_function(
+      inputs, targets, template_index, num_exemplars, choices = tf.numpy_function(
           render_leaves, tf.nest.flatten(example),
-          (tf.string, tf.string, tf.int32, tf.int32), stateful=False)
+          (tf.string, tf.string, tf.int32, tf.int32, tf.string), stateful=False)
       out = {"inputs": inputs, "targets": targets, "template_index": template_index,
              "num_exemplars": num_exemplars}
       for value in out.values():
         value.set_shape([])
+      if self.with_choices:
+        choices.set_shape([None])
+        out["choices"] = choices
       out.update({k: tf.constant(v) for k, v in constants.items()})
       return out
 
     return dataset.map(render, num_parallel_calls=tf.data.AUTOTUNE)
 
+
+
+def expand_choices(dataset: tf.data.Dataset) -> tf.data.Dataset:
+  """One example per answer option, for scoring: T5's rank-classification format.
+
+  Each row keeps the prompt and takes one option as its target, with `idx`
+  (example, option) and `is_correct`, which `t5.evaluation.metrics.rank_classification`
+  reads through `t5.data.postprocessors.rank_classification`.
+  """
+  return t5_preprocessors.rank_classification(
+      dataset,
+      inputs_fn=lambda ex: tf.fill(tf.shape(ex["choices"]), ex["inputs"]),
+      targets_fn=lambda ex: ex["choices"],
+      is_correct_fn=lambda ex: tf.equal(ex["choices"], ex["targets"]),
+      mode="eval", passthrough_feature_keys=METADATA_FEATURES)

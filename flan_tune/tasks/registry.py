@@ -12,8 +12,10 @@ from typing import Dict, List, Optional, Sequence
 import seqio
 
 from flan_tune.errors import RegistrationError
-from flan_tune.tasks import postprocessors
-from flan_tune.tasks.preprocessors import RenderPrompts
+from t5.data import postprocessors as t5_postprocessors
+
+from flan_tune.tasks import metrics, postprocessors
+from flan_tune.tasks.preprocessors import RenderPrompts, expand_choices
 from flan_tune.tasks.sources import InMemorySource
 from flan_tune.tasks.spec import InstructionTask
 from flan_tune.tasks.templates import PromptStyle, validate_templates
@@ -29,6 +31,7 @@ class Variant:
   seqio_name: str
   task: InstructionTask
   style: PromptStyle
+  scoring: bool = False  # a rank-classification evaluation task, never trained on
 
 
 _VARIANTS: Dict[str, Variant] = {}
@@ -62,8 +65,30 @@ def register_task(task: Optional[InstructionTask] = None, **kwargs) -> List[str]
         postprocess_fn=postprocess_fn)
     _VARIANTS[variant] = Variant(variant, task, style)
     names.append(variant)
+  names += [_register_rank_variant(task, style, features)
+            for style in styles if style in _rank_styles(task)]
   _TASKS[task.name] = task
   return names
+
+
+RANK_STYLES = (PromptStyle.ZS_OPT, PromptStyle.ZS_NOOPT, PromptStyle.FS_OPT,
+               PromptStyle.FS_NOOPT)
+
+
+def _rank_styles(task: InstructionTask) -> tuple:
+  return RANK_STYLES if task.rank_classification and task.has_options else ()
+
+
+def _register_rank_variant(task: InstructionTask, style: PromptStyle, features) -> str:
+  name = f"{task.name}_{style.value}_rank"
+  seqio.TaskRegistry.add(
+      name, source=task.source,
+      preprocessors=[RenderPrompts(task, style, with_choices=True), expand_choices,
+                     seqio.preprocessors.tokenize, seqio.preprocessors.append_eos_after_trim],
+      output_features=features, metric_fns=[metrics.rank_classification],
+      postprocess_fn=t5_postprocessors.rank_classification)
+  _VARIANTS[name] = Variant(name, task, style, scoring=True)
+  return name
 
 
 def _chain(first, second):
@@ -111,8 +136,8 @@ def _validate(task: InstructionTask) -> List[PromptStyle]:
                               f"{_why_unsupported(task, style)}")
   if not styles:
     raise RegistrationError(f"{where}: no prompt style to register")
-  for style in styles:
-    variant = f"{task.name}_{style.value}"
+  for variant in [f"{task.name}_{s.value}" for s in styles] + [
+      f"{task.name}_{s.value}_rank" for s in styles if s in _rank_styles(task)]:
     if variant in _VARIANTS or variant in seqio.TaskRegistry.names() or (
         variant in seqio.MixtureRegistry.names()):
       raise RegistrationError(f"{where}: seqio name {variant!r} is already registered")
@@ -144,14 +169,16 @@ def get_variant(seqio_name: str) -> Optional[Variant]:
   return _VARIANTS.get(seqio_name)
 
 
-def variants_of(task_name: str) -> List[Variant]:
-  return [v for v in _VARIANTS.values() if v.task.name == task_name]
+def variants_of(task_name: str, scoring: Optional[bool] = False) -> List[Variant]:
+  """Generation variants by default; `scoring=True` the rank ones, None both."""
+  return [v for v in _VARIANTS.values()
+          if v.task.name == task_name and (scoring is None or v.scoring == scoring)]
 
 
 def unregister(names: Sequence[str]) -> None:
   """Removes tasks and their variants (tests and notebooks re-register freely)."""
   for name in names:
-    for variant in variants_of(name):
+    for variant in variants_of(name, scoring=None):
       seqio.TaskRegistry.remove(variant.seqio_name)
       del _VARIANTS[variant.seqio_name]
     _TASKS.pop(name, None)

@@ -24,6 +24,7 @@ class Rendered:
   targets: str
   template_index: int
   num_exemplars: int
+  choices: tuple = ()  # the answer options, for rank classification
 
 
 class PromptRenderer:
@@ -61,12 +62,22 @@ class PromptRenderer:
     option_style = options_lib.draw_style(rng)
     trigger = self.task.cot_triggers[rng.integers(len(self.task.cot_triggers))]
     inputs, targets = self._render_one(fields, template_index, option_style, trigger)
+    choices = ()
+    if self.task.has_options and not (self.style.inverted or self.style.chain_of_thought):
+      where = self._where(template_index, fields)
+      choices = tuple(self._options(fields, where))
+      if targets not in choices:
+        raise SourceError(f"{where}: target {targets!r} is not one of the options {choices}")
     if not self.style.few_shot:
-      return Rendered(inputs, targets, template_index, 0)
+      return Rendered(inputs, targets, template_index, 0, choices)
     exemplars = self._draw_exemplars(rng, key)
     shots = [self._render_one(e, template_index, option_style, trigger) for e in exemplars]
     prompt, used = self._fit(shots, inputs)
-    return Rendered(prompt, targets, template_index, used)
+    return Rendered(prompt, targets, template_index, used, choices)
+
+  def _where(self, template_index: int, fields: Mapping) -> str:
+    return (f"task {self._variant!r}, template {template_index}, "
+            f"example {fields.get(ORIGIN, '?')}")
 
   def _draw_exemplars(self, rng: np.random.Generator, key: int) -> list:
     candidates = [i for i, k in enumerate(self._pool_keys) if k != key]
@@ -93,7 +104,7 @@ class PromptRenderer:
   def _render_one(self, fields: Mapping, template_index: int,
                   option_style: options_lib.OptionStyle, trigger: str) -> tuple:
     template = self.task.templates[template_index]
-    where = f"task {self._variant!r}, template {template_index}, example {fields.get(ORIGIN, '?')}"
+    where = self._where(template_index, fields)
     values = {}
     for name in template.fields():
       if name not in fields:

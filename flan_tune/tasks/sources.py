@@ -212,6 +212,40 @@ class GeneratorSource(InMemorySource):
       yield f"{self._fn_name}({split!r})[{index}]", raw
 
 
-def tfds_source(tfds_name: str, splits=None, tfds_data_dir: Optional[str] = None):
-  """seqio's TFDS source; pair it with an `example_fn` that maps features to fields."""
-  return seqio.TfdsDataSource(tfds_name=tfds_name, splits=splits, tfds_data_dir=tfds_data_dir)
+class TfdsSource(seqio.TfdsDataSource):
+  """seqio's TFDS source, with split sizes that can be declared up front.
+
+  Mixture rates need example counts when the mixture is registered. Declaring them
+  (the TFDS catalog's sizes for the pinned dataset version) lets a collection register
+  its mixtures on a machine where the data is not downloaded yet, and under
+  `tfds.testing.mock_data`, whose datasets carry no split sizes.
+  """
+
+  def __init__(self, tfds_name: str, splits, num_examples: Optional[Mapping[str, int]] = None,
+               tfds_data_dir: Optional[str] = None):
+    super().__init__(tfds_name=tfds_name, splits=splits, tfds_data_dir=tfds_data_dir)
+    self._declared_sizes = dict(num_examples or {})
+    unknown = set(self._declared_sizes) - set(self.splits)
+    if unknown:
+      raise SourceError(f"TFDS {tfds_name}: sizes declared for {sorted(unknown)}, which are "
+                        f"not among its splits {list(self.splits)}")
+
+  def __repr__(self):
+    return f"TfdsSource({self.tfds_dataset.name})"
+
+  def num_input_examples(self, split: str) -> Optional[int]:
+    if split in self._declared_sizes:
+      return self._declared_sizes[split]
+    return super().num_input_examples(split)
+
+
+def tfds_source(tfds_name: str, splits=None, num_examples: Optional[Mapping[str, int]] = None,
+                tfds_data_dir: Optional[str] = None) -> TfdsSource:
+  """A TFDS dataset as a source; pair it with an `example_fn` that maps features to fields.
+
+  `splits` is a list of names or {name: TFDS split or slice}, e.g.
+  {"train": "train[:95%]", "validation": "train[95%:]"}; `num_examples` declares sizes.
+  """
+  if not splits:
+    raise SourceError(f"TFDS {tfds_name}: name its splits, e.g. splits=('train', 'validation')")
+  return TfdsSource(tfds_name, splits, num_examples, tfds_data_dir)

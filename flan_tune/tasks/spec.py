@@ -54,6 +54,9 @@ class InstructionTask:
       the answer after `cot_answer_phrase` before `postprocess_fn`).
     vocabulary: tokenizes `inputs` and `targets`; default flan_tune's default vocabulary.
     seed: drives every random choice (template, option style, exemplars, triggers).
+    rank_classification: for tasks with options, also register `{name}_{style}_rank`
+      evaluation tasks that score every option (zero- and few-shot, with and without
+      options shown) and pick the most likely one.
   """
   name: str
   source: seqio.DataSource
@@ -72,6 +75,7 @@ class InstructionTask:
   seed: int = 0
   cot_answer_phrase: str = "So the answer is"
   cot_triggers: Sequence[str] = COT_TRIGGERS
+  rank_classification: bool = True
 
   @property
   def has_options(self) -> bool:
