@@ -55,10 +55,16 @@ class PromptRenderer:
           f"{task.fewshot.k + 1} examples (one may be the example itself), but split "
           f"{task.fewshot.exemplar_split!r} gave {len(self._pool)}")
 
-  def render(self, fields: Mapping) -> Rendered:
+  def render(self, fields: Mapping, template_index: Optional[int] = None) -> Rendered:
+    """Renders an example; `template_index` forces a template (tests, inspection)."""
     key = seeding.example_key(fields)
     rng = seeding.example_rng(self.task.seed, self._variant, key)
-    template_index = self._template_ids[rng.integers(len(self._template_ids))]
+    drawn = self._template_ids[rng.integers(len(self._template_ids))]
+    if template_index is None:
+      template_index = drawn
+    elif template_index not in self._template_ids:
+      raise TemplateError(f"task {self._variant!r}: template {template_index} is not one of "
+                          f"this style's templates {self._template_ids}")
     option_style = options_lib.draw_style(rng)
     trigger = self.task.cot_triggers[rng.integers(len(self.task.cot_triggers))]
     inputs, targets = self._render_one(fields, template_index, option_style, trigger)
