@@ -112,7 +112,9 @@ def test_default_metric_is_rouge_on_strings(tmp_path, unique, cleanup):
     ([{"instruction": " ", "output": "b"}], r"bad.jsonl:1: 'instruction' is empty"),
     ([{"instruction": "a", "output": None}], r"bad.jsonl:1: missing key 'output'"),
     ([{"instruction": "a", "output": ["b"]}], r"bad.jsonl:1: 'output' must be a string"),
-    (["[1, 2]"], r"bad.jsonl:1: expected a JSON object, got list"),
+    ([{"instruction": "a", "output": "b"}, "[1, 2]"],
+     r"bad.jsonl:2: expected a JSON object, got list"),
+    (["[1, 2]"], r"bad.jsonl\[0\]: expected a JSON object, got int"),
 ])
 def test_malformed_alpaca_names_file_and_line(tmp_path, rows, message):
   source = instruct.AlpacaSource({"train": write_jsonl(tmp_path / "bad.jsonl", rows)})

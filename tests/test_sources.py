@@ -26,6 +26,16 @@ def test_missing_mapped_column_names_file_and_line(tmp_path):
     JsonlSource({"train": path}, fields={"source": "a", "target": "b"}).records("train")
 
 
+def test_json_array_file_is_read_with_indexed_origins(tmp_path):
+  path = tmp_path / "alpaca_data.json"
+  path.write_text('  [{"a": "1"},\n {"a": "2"}]')
+  assert [r["_origin"] for r in JsonlSource({"train": str(path)}).records("train")] == [
+      f"{path}[0]", f"{path}[1]"]
+  path.write_text('[{"a": "1"},\n {"a": }]')
+  with pytest.raises(SourceError, match=r"alpaca_data.json:2: invalid JSON"):
+    JsonlSource({"train": str(path)}).records("train")
+
+
 def test_records_with_different_fields(tmp_path):
   path = write_jsonl(tmp_path / "d.jsonl", [{"a": "1"}, {"a": "2", "b": "3"}])
   with pytest.raises(SourceError, match=r"d.jsonl:2: fields differ .*extra \['b'\]"):

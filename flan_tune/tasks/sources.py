@@ -150,11 +150,22 @@ class _FileSource(InMemorySource):
 
 
 class JsonlSource(_FileSource):
-  """One JSON object per line; `fields` maps field names to (dotted) column names."""
+  """One JSON object per line; `fields` maps field names to (dotted) column names.
+
+  A file holding one JSON array of objects (as Alpaca's `alpaca_data.json` is) is read
+  too; its records' origins are "path[index]".
+  """
 
   def _read(self, split):
     for path in self._files[split]:
       with self._open(path) as f:
+        first = f.read(1)
+        while first.isspace():
+          first = f.read(1)
+        f.seek(0)
+        if first == "[":
+          yield from self._read_array(path, f)
+          continue
         for line_number, line in enumerate(f, start=1):
           if not line.strip():
             continue
@@ -163,6 +174,14 @@ class JsonlSource(_FileSource):
             yield origin, json.loads(line)
           except json.JSONDecodeError as e:
             raise SourceError(f"{origin}: invalid JSON ({e.msg} at column {e.colno})") from None
+
+  def _read_array(self, path, f):
+    try:
+      records = json.load(f)
+    except json.JSONDecodeError as e:
+      raise SourceError(f"{path}:{e.lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
+    for index, record in enumerate(records):
+      yield f"{path}[{index}]", record
 
 
 class CsvSource(_FileSource):
