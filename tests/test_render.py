@@ -195,3 +195,13 @@ def test_unknown_field_at_registration_with_field_map(tmp_path, unique, cleanup)
   with pytest.raises(TemplateError, match=r"template 0 names field\(s\) \['question'\]"):
     register_task(name=unique, source=JsonlSource({"train": path}, fields={"q": "q", "a": "a"}),
                   cluster="qa", templates=[Template("{question}", "{a}")])
+
+
+@pytest.mark.parametrize("prompt, expected", [
+    ("What is 2 + 2?", "What is 2 + 2?\n\nThink."),
+    ("Question: What is 2 + 2?\nAnswer:", "Question: What is 2 + 2?\n\nThink.\nAnswer:"),
+    ("Q: What is 2 + 2?\n\nA: ", "Q: What is 2 + 2?\n\nThink.\nA:"),
+])
+def test_chain_of_thought_trigger_goes_before_a_closing_answer_cue(prompt, expected):
+  from flan_tune.tasks.render import _with_trigger
+  assert _with_trigger(prompt, "Think.") == expected

@@ -18,10 +18,11 @@ HEADERS = (
 )
 
 # A marker is a format string over the option's position: {n} (1-based number),
-# {a} (lowercase letter) or {A} (uppercase letter).
+# {a} (lowercase letter) or {A} (uppercase letter). No "A: " marker: templates end
+# with "A:" as an answer cue.
 MARKERS = (
     "- ", "* ", "+ ", "• ", "> ", "-- ", "~ ", "· ",
-    "({A}) ", "{A}) ", "{A}. ", "[{A}] ", "{A}: ",
+    "({A}) ", "{A}) ", "{A}. ", "[{A}] ", "<{A}> ",
     "({a}) ", "{a}) ", "{a}. ", "[{a}] ",
     "({n}) ", "{n}) ", "{n}. ", "[{n}] ", "#{n} ", "{n}: ",
 )

@@ -6,6 +6,7 @@ depend on order, sharding, threads or the run.
 """
 
 import dataclasses
+import re
 from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
@@ -16,6 +17,17 @@ from flan_tune.tasks import seeding
 from flan_tune.tasks.sources import ORIGIN
 from flan_tune.tasks.spec import InstructionTask
 from flan_tune.tasks.templates import OPTIONS_SLOT, PromptStyle, drop_options_slot, fill
+
+
+# A closing answer cue ("Answer:", "A:") stays last, after a chain-of-thought trigger.
+_ANSWER_CUE = re.compile(r"\n+((?:Answer|A|Response|Output)\s*:)\s*$")
+
+
+def _with_trigger(inputs: str, trigger: str) -> str:
+  cue = _ANSWER_CUE.search(inputs)
+  if cue is None:
+    return f"{inputs}\n\n{trigger}"
+  return f"{inputs[:cue.start()]}\n\n{trigger}\n{cue.group(1)}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +146,7 @@ class PromptRenderer:
       rationale = fields.get(self.task.rationale_field)
       if rationale is None:
         raise TemplateError(f"{where}: no rationale field {self.task.rationale_field!r}")
-      inputs = f"{inputs}\n\n{trigger}"
+      inputs = _with_trigger(inputs, trigger)
       targets = f"{rationale} {self.task.cot_answer_phrase} {targets}."
     return inputs, targets
 

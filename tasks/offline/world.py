@@ -14,6 +14,8 @@ from typing import Dict, List, Tuple
 WORLD_SEED = 20261121
 
 REGIONS = ("north", "south", "east", "west", "coast", "hills")
+REGION_PLACE = {"north": "in the north", "south": "in the south", "east": "in the east",
+                "west": "in the west", "coast": "on the coast", "hills": "in the hills"}
 RIVERS = ("Amberflow", "Silverrun", "Greywater", "Mossbrook", "Stillwater", "Redfern",
           "Coldspring", "Larkwater")
 PRODUCTS = ("cheese", "glass", "wool", "clocks", "rope", "honey", "pottery", "paper",
@@ -170,12 +172,11 @@ _PERSON_PHRASES = {
              "Given the choice, {s} eats {v}."),
     "instrument": ("{s} plays the {v}.", "{s} can play the {v}.",
                    "In the evenings {s} plays the {v}."),
-    "friend": ("{s}'s best friend is {v}.", "{s} and {v} are best friends.",
-               "{v} is the closest friend of {s}."),
+    "friend": ("{s}'s best friend is {v}.", "{s} calls {v} their best friend.",
+               "The closest friend of {s} is {v}."),
 }
 _TOWN_PHRASES = {
-    "region": ("{s} lies in the {v} of the country.", "{s} is a town in the {v}.",
-               "You will find {s} in the {v}."),
+    "region": ("{s} lies {p}.", "{s} is a town {p}.", "You will find {s} {p}."),
     "river": ("{s} stands on the river {v}.", "The river {v} flows through {s}.",
               "{s} was built beside the {v}."),
     "founded": ("{s} was founded in {v}.", "The town of {s} dates from the year {v}.",
@@ -193,4 +194,5 @@ def fact_sentence(fact: Fact, variant: int = 0) -> str:
   table = _PERSON_PHRASES if fact.relation in _PERSON_PHRASES and (
       fact.relation not in _TOWN_PHRASES) else _TOWN_PHRASES
   phrases = table[fact.relation]
-  return phrases[variant % len(phrases)].format(s=fact.subject, v=fact.value)
+  return phrases[variant % len(phrases)].format(s=fact.subject, v=fact.value,
+                                                p=REGION_PLACE.get(fact.value, ""))
