@@ -14,6 +14,7 @@ from t5.data import preprocessors as t5_preprocessors
 
 from flan_tune.tasks import GeneratorSource
 from flan_tune.tasks.seeding import stable_digest
+from tasks.offline import conlang
 from tasks.offline import world as world_lib
 from tasks.offline.vocabulary import offline_vocabulary
 
@@ -60,6 +61,31 @@ def _town_document(town: world_lib.Town, rng: random.Random) -> str:
   return " ".join(sentences)
 
 
+_GLOSS = ("In Velari, {e} is {v}.", "The Velari word for {e} is {v}.",
+          "Velari says {v} for {e}.")
+_GRAMMAR = (
+    "In Velari the verb comes last, after the object; the object is marked by {obj}.",
+    "Velari puts adjectives after the noun and adds -{plural} to make a plural.",
+    "A Velari verb is followed by {past} for the past and {future} for the future.",
+)
+
+
+def _glossary_documents(rng: random.Random) -> List[str]:
+  """Velari word lists and grammar notes, so the translation cluster can be held out
+  and still be learnable from what the corpus teaches."""
+  words = [(e, v) for e, v in conlang.lexicon().items() if not e.startswith("<")]
+  rng.shuffle(words)
+  particles = conlang.lexicon()
+  grammar = " ".join(g.format(obj=particles["<object>"], plural=conlang.PLURAL_SUFFIX,
+                               past=particles["<past>"], future=particles["<future>"])
+                     for g in _GRAMMAR)
+  docs = []
+  for start in range(0, len(words), 12):
+    glosses = [rng.choice(_GLOSS).format(e=e, v=v) for e, v in words[start:start + 12]]
+    docs.append("A Velari word list. " + " ".join(glosses) + " " + grammar)
+  return docs
+
+
 @functools.cache
 def documents() -> Dict[str, List[str]]:
   """Train and validation documents; each subject gets fresh phrasings per document."""
@@ -71,6 +97,7 @@ def documents() -> Dict[str, List[str]]:
     for _ in range(count):
       docs += [_person_document(p, rng) for p in world.people]
       docs += [_town_document(t, rng) for t in world.towns]
+      docs += _glossary_documents(rng)
     rng.shuffle(docs)
     splits[split] = docs
   return splits
