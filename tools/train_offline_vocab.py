@@ -2,12 +2,14 @@
 
     .venv/bin/python tools/train_offline_vocab.py [--vocab_size 4000] [--out PATH]
 
-Trains a unigram model on the collection's own text: the pretraining corpus plus
+Trains a BPE model on the collection's own text: the pretraining corpus plus
 prompts and targets of every family rendered in every prompt style (train split only,
 so evaluation text never shapes the vocabulary). Settings follow T5's id layout (0 pad,
 1 EOS, 2 unknown, no BOS) and keep newlines, which few-shot prompts and answer-option
 blocks use; digits are split so arithmetic sees one token per digit; byte fallback
 means no text is ever unknown. One thread and a fixed input order make it reproducible.
+BPE rather than T5's unigram: on this text unigram stopped at ~2,700 pieces and split
+common words ("m|ade"), 1.66 tokens per word against BPE's 1.42.
 """
 
 import argparse
@@ -26,6 +28,7 @@ from tasks.offline import corpus, family  # noqa: E402
 from tasks.offline.vocabulary import MODEL_PATH  # noqa: E402
 
 EXAMPLES_PER_STYLE = 200
+VOCAB_SIZE = 4000
 
 
 def rendered_texts(examples_per_style: int = EXAMPLES_PER_STYLE):
@@ -50,7 +53,7 @@ def train(texts, vocab_size: int) -> bytes:
   model = io.BytesIO()
   spm.SentencePieceTrainer.train(
       sentence_iterator=iter(texts), model_writer=model, vocab_size=vocab_size,
-      model_type="unigram", pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
+      model_type="bpe", pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
       character_coverage=1.0, byte_fallback=True, split_digits=True,
       normalization_rule_name="identity", remove_extra_whitespaces=False,
       user_defined_symbols=["\n"], max_sentence_length=16384, hard_vocab_limit=False,
@@ -60,7 +63,7 @@ def train(texts, vocab_size: int) -> bytes:
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--vocab_size", type=int, default=4000)
+  parser.add_argument("--vocab_size", type=int, default=VOCAB_SIZE)
   parser.add_argument("--examples_per_style", type=int, default=EXAMPLES_PER_STYLE)
   parser.add_argument("--out", default=MODEL_PATH)
   args = parser.parse_args()
