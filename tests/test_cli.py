@@ -5,26 +5,28 @@ from flan_tune import cli
 
 
 def test_inspect_mixture_prints_samples_and_statistics(capsys):
-  code = cli.main(["inspect", "flan_mini", "--lengths", "inputs=256,targets=64",
-                   "--examples", "1", "--sample", "10", "--pack_examples", "50"])
+  code = cli.main(["inspect", "flan_offline_coreference_eval", "--lengths",
+                   "inputs=256,targets=64", "--examples", "1", "--sample", "10",
+                   "--pack_examples", "50"])
   out = capsys.readouterr().out
   assert code == 0
-  assert "== flan_mini: 18 seqio tasks" in out
-  assert "-- mini_sentiment_zs_opt  template" in out and "=> " in out
-  assert "mini_reverse_fs_noopt" in out and "inputs p50/p90/p99/max" in out
+  assert "== flan_offline_coreference_eval: 16 seqio tasks" in out
+  assert "-- coref_pronoun_zs_opt  template" in out and "=> " in out
+  assert "coref_objects_fs_noopt_rank" in out and "inputs p50/p90/p99/max" in out
+  assert "Mixture share by style:" in out and "zs_opt" in out
   assert "EncDecFeatureConverter(pack=True)" in out and "non-padding fraction" in out
 
 
 def test_inspect_single_task():
-  result = subprocess.run([sys.executable, "-m", "flan_tune.cli", "inspect", "mini_reverse",
+  result = subprocess.run([sys.executable, "-m", "flan_tune.cli", "inspect", "str_reverse_words",
                            "--sample", "5", "--pack_examples", "20", "--examples", "1"],
                           capture_output=True, text=True)
   assert result.returncode == 0, result.stderr
-  assert "mini_reverse_zs_inv" in result.stdout and "mini_sentiment" not in result.stdout
+  assert "str_reverse_words_zs_inv" in result.stdout and "str_sort_words" not in result.stdout
 
 
 def test_inspect_unknown_name_is_a_clear_error(capsys):
-  assert cli.main(["inspect", "no_such_mixture", "--module", "tasks.mini"]) == 2
+  assert cli.main(["inspect", "no_such_mixture"]) == 2
   assert "no task or mixture 'no_such_mixture'" in capsys.readouterr().err
 
 

@@ -7,7 +7,7 @@ loop (the way t5.data tasks format examples). Both run here, in one process, thr
 the same tokenizer and seqio's packing EncDecFeatureConverter; the ratio is the cost
 (or not) of flan-tune's rendering.
 
-Usage: python tools/bench_pipeline.py [--mixture flan_mini] [--examples 2000]
+Usage: python tools/bench_pipeline.py [--mixture flan_offline] [--examples 2000]
                                       [--lengths inputs=512,targets=128] [--json out.json]
 """
 
@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import seqio  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import tasks  # noqa: E402,F401  (registers flan_mini)
+import tasks  # noqa: E402,F401  (registers flan_offline)
 from flan_tune.cli import parse_lengths  # noqa: E402
 from flan_tune.mixtures import mixture_rates  # noqa: E402
 from flan_tune.mixtures.inspection import count_packed  # noqa: E402
@@ -83,7 +83,7 @@ def run(name, examples, lengths, seed=0):
 def main():
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--mixture", default="flan_mini")
+  parser.add_argument("--mixture", default="flan_offline")
   parser.add_argument("--examples", type=int, default=2000)
   parser.add_argument("--lengths", type=parse_lengths, default="inputs=512,targets=128")
   parser.add_argument("--json", default=None)

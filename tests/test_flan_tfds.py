@@ -1,0 +1,197 @@
+"""The TFDS collection (`tasks.flan_tfds`) under `tfds.testing.mock_data`: every template
+of every task renders, each task yields tokenized examples through seqio, the mixture
+follows FLAN 2022's weights and caps, and `flan-tune inspect` reports every member.
+
+Mock data is random text and in-range labels, the same examples in every split.
+"""
+
+import contextlib
+import dataclasses
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import seqio
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from tensorflow_datasets.testing import mocking
+
+import tasks.flan_tfds as flan_tfds
+from flan_tune import cli
+from flan_tune.mixtures import builder
+from flan_tune.tasks import registry
+from flan_tune.tasks.preprocessors import example_fields, to_python
+from flan_tune.tasks.render import PromptRenderer
+from flan_tune.tasks.templates import PromptStyle
+
+MOCK_EXAMPLES = 6  # few-shot needs k + 1 = 4 distinct exemplars
+UNFILLED_SLOT = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
+TASKS = flan_tfds.TASKS
+
+
+def _fast_as_dataset(self, split, decoders=None, read_config=None, **kwargs):
+  """mock_data's random examples, generated once per dataset and served from memory.
+
+  TFDS's default mock builds a Python generator pipeline on every load; inspecting the
+  whole mixture loads each dataset hundreds of times, so the examples (fixed-length
+  sequences, the same random generator) are cached as tensors instead.
+  """
+  del split, decoders, read_config, kwargs
+  name = self.info.full_name
+  if name not in _MOCK_COLUMNS:
+    generator = mocking.RandomFakeGenerator(self.info.features, MOCK_EXAMPLES,
+                                            constant_dynamic_shape=True)
+    _MOCK_COLUMNS[name] = tf.nest.map_structure(lambda *leaves: np.stack(leaves),
+                                                *list(generator))
+  return tf.data.Dataset.from_tensor_slices(_MOCK_COLUMNS[name])
+
+
+_MOCK_COLUMNS = {}
+
+
+@contextlib.contextmanager
+def mock_tfds():
+  with tfds.testing.mock_data(num_examples=MOCK_EXAMPLES, as_dataset_fn=_fast_as_dataset):
+    yield
+
+
+def mock_fields(task, split="train"):
+  """The task's mock examples as template fields, through its own example_fn."""
+  with mock_tfds():
+    raw = list(task.source.get_dataset(split, shuffle=False).as_numpy_iterator())
+  return [example_fields(task, tf.nest.map_structure(to_python, r)) for r in raw]
+
+
+def styles_for(task, template):
+  """Every generation style that can render this template."""
+  return [s for s in task.supported_styles() if s.inverted == template.inverted]
+
+
+def assert_filled(text, where):
+  assert text.strip(), f"{where}: empty"
+  assert not UNFILLED_SLOT.search(text), f"{where}: unfilled slot in {text!r}"
+
+
+def test_inspect_prints_statistics_for_every_member(capsys, monkeypatch):
+  """The slowest test (~250 seqio pipelines), first so that xdist starts it first."""
+  # Packing statistics sample shuffled, repeating member streams; seqio's 1000-example
+  # shuffle buffer would render ~1000 copies of each 6-example mock task to fill it.
+  for member in builder.mixture_rates("flan_tfds"):
+    monkeypatch.setattr(seqio.get_mixture_or_task(member), "_shuffle_buffer_size", 16)
+  with mock_tfds():
+    code = cli.main(["inspect", "flan_tfds", "--module", "tasks.flan_tfds",
+                     "--sample", "20", "--pack_examples", "200"])
+  out = capsys.readouterr().out
+  assert code == 0
+  table = out.split("Lengths in tokens over", 1)[1]
+  rows = {line.split()[0] for line in table.splitlines()[1:] if line.strip()}
+  members = builder.mixture_rates("flan_tfds")
+  assert set(members) <= rows, sorted(set(members) - rows)[:5]
+  assert {registry.get_variant(m).task.name for m in members} == set(TASKS)
+  assert "Packing 200 examples" in out
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_every_template_renders_in_every_style(name):
+  task = registry.get_task(name)
+  assert len([t for t in task.templates if not t.inverted]) >= 8, name
+  examples = mock_fields(task)
+  assert len(examples) == MOCK_EXAMPLES
+  for index, template in enumerate(task.templates):
+    # A one-template copy forces the template while the renderer stays public API.
+    forced = dataclasses.replace(task, templates=[template])
+    styles = styles_for(task, template)
+    assert styles, f"{name} template {index} is rendered by no style"
+    for style in styles:
+      renderer = PromptRenderer(forced, style, count_tokens=lambda s: len(s.split()),
+                                max_input_tokens=100_000, pool=examples)
+      for fields in examples[:2]:
+        rendered = renderer.render(fields)
+        where = f"{name} template {index} style {style.value}"
+        assert_filled(rendered.inputs, where)
+        assert_filled(rendered.targets, where)
+        if style.few_shot:
+          assert rendered.num_exemplars == task.fewshot.k, where
+        if style.shows_options:
+          assert rendered.targets in rendered.choices, where
+        if style.chain_of_thought:
+          assert task.cot_answer_phrase in rendered.targets, where
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_seqio_yields_tokenized_validation_examples(name):
+  task = registry.get_task(name)
+  style = "zs_opt" if task.has_options else "zs_noopt"
+  seqio_task = seqio.get_mixture_or_task(f"{name}_{style}")
+  with mock_tfds():
+    dataset = seqio_task.get_dataset({"inputs": 512, "targets": 128}, split="validation",
+                                     shuffle=False, try_in_mem_cache=False)
+    examples = list(dataset.as_numpy_iterator())
+  assert len(examples) == MOCK_EXAMPLES, name
+  eos = seqio_task.output_features["inputs"].vocabulary.eos_id
+  for example in examples:
+    assert len(example["inputs"]) > 1 and len(example["targets"]) > 1
+    assert example["inputs"][-1] == eos and example["targets"][-1] == eos
+    assert example["cluster"].decode() == task.cluster
+    assert example["collection"].decode() == task.collection
+
+
+def test_collection_covers_flan_clusters_with_pinned_versions():
+  tfds_names = set(flan_tfds.common.REGISTERED.values())
+  assert len(tfds_names) >= 25
+  assert all(re.search(r":\d+\.\d+\.\d+$", n) for n in tfds_names), tfds_names
+  clusters = {registry.get_task(t).cluster for t in TASKS}
+  assert {"nli", "sentiment", "paraphrase", "reading_comprehension", "closed_book_qa",
+          "commonsense", "coreference", "struct_to_text", "translation",
+          "summarization"} <= clusters
+  for task in map(registry.get_task, TASKS):
+    assert any(t.inverted for t in task.templates), task.name
+    assert task.metric_fns, task.name
+
+
+def test_mixture_shares_follow_collection_weights_and_caps():
+  spec = flan_tfds.SPEC
+  rates = builder.mixture_rates("flan_tfds")
+  capped = builder.capped_rates("flan_tfds")
+  assert abs(sum(rates.values()) - 1) < 1e-9
+  collection_of = {}
+  for member in rates:
+    variant = registry.get_variant(member)
+    task = variant.task
+    collection_of[member] = task.collection
+    train_size = task.source.num_input_examples("train")
+    assert capped[member] == min(spec.caps[task.collection], train_size), member
+  present = set(collection_of.values())
+  assert present == set(spec.collection_weights), present  # all five are used
+  total_weight = sum(spec.collection_weights[c] for c in present)
+  for collection in present:
+    share = sum(r for m, r in rates.items() if collection_of[m] == collection)
+    assert share == pytest.approx(spec.collection_weights[collection] / total_weight)
+  assert {registry.get_variant(m).task.name for m in rates} == set(TASKS)
+
+
+def test_held_out_mixtures_cover_every_cluster():
+  clusters = {registry.get_task(t).cluster for t in TASKS}
+  assert set(flan_tfds.HELD_OUT) == clusters
+  for cluster, (train, evaluation) in flan_tfds.HELD_OUT.items():
+    trained = {registry.get_variant(m).task.cluster for m in builder.mixture_rates(train)}
+    assert cluster not in trained and trained
+    evaluated = {registry.get_variant(m).task.cluster
+                 for m in builder.mixture_rates(evaluation)}
+    assert evaluated == {cluster}
+
+
+def test_import_reads_no_data():
+  """Registration must not build a TFDS dataset: sizes are declared, not looked up."""
+  script = (
+      "import tensorflow_datasets.core.dataset_builder as b\n"
+      "def refuse(*a, **k): raise AssertionError('a TFDS builder was created')\n"
+      "b.DatasetBuilder.__init__ = refuse\n"
+      "import tasks.flan_tfds as f\n"
+      "print(len(f.TASKS))\n")
+  result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert int(result.stdout.split()[-1]) == len(TASKS)
