@@ -66,6 +66,11 @@ def inspect_command(args) -> int:
               f"cluster {example['cluster'].decode()}  exemplars {example['num_exemplars']}")
         print(_indent(example["inputs_pretokenized"].decode()))
         print("    => " + example["targets_pretokenized"].decode())
+  for key in ("collection", "cluster", "style"):
+    rows = inspection.shares_by(members, key)
+    if len(rows) > 1:
+      print(f"\nMixture share by {key}:")
+      print(inspection.format_shares(rows, key))
   stats = []
   for member, share in sorted(members.items(), key=lambda kv: -kv[1]):
     stats.append(inspection.task_stats(member, capped.get(member, share), share, args.split,

@@ -11,6 +11,7 @@ from typing import List, Mapping, Optional
 import numpy as np
 import seqio
 
+from flan_tune.tasks import registry
 
 
 @dataclasses.dataclass
@@ -118,4 +119,28 @@ def format_stats_table(stats: List[TaskStats], feature_lengths: Mapping[str, int
   lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
                      enumerate(zip(r, widths))) for r in rows]
   lines.insert(1, "-" * len(lines[0]))
+  return "\n".join(lines)
+
+
+def shares_by(members: Mapping[str, float], key: str) -> List[tuple]:
+  """Mixture share summed by `cluster`, `style` or `collection`, largest first, with
+  the number of instruction tasks in each group."""
+  totals, tasks = {}, {}
+  for member, share in members.items():
+    variant = registry.get_variant(member)
+    if variant is None:
+      group, task = "(not an instruction task)", member
+    else:
+      group = {"cluster": variant.task.cluster, "style": variant.style.value,
+               "collection": variant.task.collection}[key]
+      task = variant.task.name
+    totals[group] = totals.get(group, 0.0) + share
+    tasks.setdefault(group, set()).add(task)
+  return sorted(((g, totals[g], len(tasks[g])) for g in totals), key=lambda r: (-r[1], r[0]))
+
+
+def format_shares(rows: List[tuple], key: str) -> str:
+  width = max([len(key)] + [len(g) for g, _, _ in rows])
+  lines = [f"{key.ljust(width)}  share  tasks"]
+  lines += [f"{g.ljust(width)}  {100 * s:4.1f}%  {n:5d}" for g, s, n in rows]
   return "\n".join(lines)
