@@ -35,6 +35,10 @@ def import_task_modules(modules: Sequence[str]) -> None:
       raise FlanTuneError(f"cannot import task module {module!r}: {e}") from None
 
 
+def _text(value) -> str:
+  return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def _indent(text: str) -> str:
   return textwrap.indent(text, "    | ", predicate=lambda _: True)
 
@@ -59,24 +63,30 @@ def inspect_command(args) -> int:
   lengths = args.lengths
   print(f"== {args.name}: {len(members)} seqio tasks, split {args.split!r}, "
         f"lengths {lengths}")
-  if args.examples:
-    for member in sorted(members):
-      for example in inspection.render_samples(member, args.split, args.examples, lengths):
-        print(f"\n-- {member}  template {example['template_index']}  "
-              f"cluster {example['cluster'].decode()}  exemplars {example['num_exemplars']}")
-        print(_indent(example["inputs_pretokenized"].decode()))
-        print("    => " + example["targets_pretokenized"].decode())
+  rendered = {member: inspection.rendered_examples(member, args.split,
+                                                  max(args.examples, args.sample), lengths)
+              for member in members}
+  for member in sorted(members):
+    for example in rendered[member][:args.examples]:
+      print(f"\n-- {member}  " + "  ".join(
+          f"{key} {_text(example[key])}" for key in ("template_index", "cluster",
+                                                    "num_exemplars") if key in example))
+      for feature, prefix in (("inputs", None), ("targets", "    => ")):
+        text = example.get(f"{feature}_pretokenized")
+        if text is not None:
+          print(prefix + _text(text) if prefix else _indent(_text(text)))
   for key in ("collection", "cluster", "style"):
     rows = inspection.shares_by(members, key)
     if len(rows) > 1:
       print(f"\nMixture share by {key}:")
       print(inspection.format_shares(rows, key))
-  stats = []
-  for member, share in sorted(members.items(), key=lambda kv: -kv[1]):
-    stats.append(inspection.task_stats(member, capped.get(member, share), share, args.split,
-                                       args.sample, lengths))
+  stats = [inspection.task_stats(member, capped.get(member, share), share, args.split,
+                                 rendered[member][:args.sample], lengths)
+           for member, share in sorted(members.items(), key=lambda kv: -kv[1])]
   print(f"\nLengths in tokens over {args.sample} rendered examples per task (EOS included):")
   print(inspection.format_stats_table(stats, lengths))
+  if not args.pack_examples:
+    return 0
   packing = inspection.packing_stats(members, args.split, lengths, args.pack_examples,
                                      seed=args.seed)
   print(f"\nPacking {packing.examples} examples at {lengths} with seqio's "
@@ -102,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
   inspect.add_argument("--lengths", type=parse_lengths, default="inputs=512,targets=128",
                        help="feature lengths in tokens, e.g. inputs=512,targets=128")
   inspect.add_argument("--pack_examples", type=int, default=2000,
-                       help="examples packed to measure packing efficiency")
+                       help="examples packed to measure packing efficiency (0: skip)")
   inspect.add_argument("--seed", type=int, default=0)
   inspect.set_defaults(run=inspect_command)
   return parser

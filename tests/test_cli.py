@@ -11,7 +11,7 @@ def test_inspect_mixture_prints_samples_and_statistics(capsys):
   out = capsys.readouterr().out
   assert code == 0
   assert "== flan_offline_coreference_eval: 16 seqio tasks" in out
-  assert "-- coref_pronoun_zs_opt  template" in out and "=> " in out
+  assert "-- coref_pronoun_zs_opt  template_index" in out and "=> " in out
   assert "coref_objects_fs_noopt_rank" in out and "inputs p50/p90/p99/max" in out
   assert "Mixture share by style:" in out and "zs_opt" in out
   assert "EncDecFeatureConverter(pack=True)" in out and "non-padding fraction" in out
@@ -33,3 +33,17 @@ def test_inspect_unknown_name_is_a_clear_error(capsys):
 def test_bad_module_is_a_clear_error(capsys):
   assert cli.main(["inspect", "x", "--module", "tasks.no_such_collection"]) == 2
   assert "cannot import task module 'tasks.no_such_collection'" in capsys.readouterr().err
+
+
+def test_inspect_flan_offline_renders_every_member(capsys):
+  from flan_tune.mixtures import mixture_rates
+  code = cli.main(["inspect", "flan_offline", "--examples", "1", "--sample", "2",
+                   "--pack_examples", "0"])  # packing is covered above
+  out = capsys.readouterr().out
+  assert code == 0
+  members = mixture_rates("flan_offline")
+  assert f"== flan_offline: {len(members)} seqio tasks" in out
+  for member in members:
+    assert f"\n-- {member}  template_index" in out  # a rendered example
+    assert f"\n{member} " in out              # its row in the statistics table
+  assert "Mixture share by cluster:" in out and "translation" in out

@@ -38,32 +38,35 @@ class PackingStats:
     return self.examples / max(self.packed_rows, 1)
 
 
-def render_samples(task_name: str, split: str, count: int,
-                   feature_lengths: Mapping[str, int]) -> List[dict]:
+def rendered_examples(task_name: str, split: str, count: int,
+                      feature_lengths: Mapping[str, int]) -> List[dict]:
+  """The first `count` examples as the task renders them, tokenized but not trimmed
+  (few-shot prompts are still pruned to `feature_lengths`), so one pass gives both the
+  samples to show and the lengths that would be truncated."""
   task = seqio.get_mixture_or_task(task_name)
-  ds = task.get_dataset(sequence_length=dict(feature_lengths), split=split, shuffle=False,
-                        trim_output_features=False)
-  return list(ds.take(count).as_numpy_iterator())
-
-
-def untrimmed_lengths(task_name: str, split: str, sample: int,
-                      feature_lengths: Mapping[str, int]) -> tuple:
-  """Token lengths (EOS included) before trimming: the task's own rendering step, which
-  prunes few-shot prompts to `feature_lengths`, then seqio's tokenizer."""
-  task = seqio.get_mixture_or_task(task_name)
+  if registry.get_variant(task_name) is None:  # not ours: seqio's own pipeline, untrimmed
+    ds = task.get_dataset(sequence_length=dict(feature_lengths), split=split, shuffle=False,
+                          trim_output_features=False)
+    examples = list(ds.take(count).as_numpy_iterator())
+    for example in examples:  # e.g. span corruption keeps no text: show the decoded ids
+      for name, feature in task.output_features.items():
+        if name in example and f"{name}_pretokenized" not in example:
+          example[f"{name}_pretokenized"] = feature.vocabulary.decode(example[name].tolist())
+    return examples
   render, *_ = task.preprocessors
-  ds = task.source.get_dataset(split=split, shuffle=False).take(sample)
+  ds = task.source.get_dataset(split=split, shuffle=False).take(count)
   ds = render(ds, sequence_length=dict(feature_lengths), output_features=task.output_features)
-  ds = seqio.preprocessors.tokenize(ds, task.output_features, copy_pretokenized=False)
-  lengths = np.array([(len(e["inputs"]) + 1, len(e["targets"]) + 1)
-                      for e in ds.as_numpy_iterator()], dtype=np.int64).reshape(-1, 2)
-  return lengths[:, 0], lengths[:, 1]
+  ds = seqio.preprocessors.tokenize(ds, task.output_features, copy_pretokenized=True)
+  ds = seqio.preprocessors.append_eos(ds, task.output_features)
+  return list(ds.as_numpy_iterator())
 
 
-def task_stats(task_name: str, rate: float, share: float, split: str, sample: int,
-               feature_lengths: Mapping[str, int]) -> TaskStats:
+def task_stats(task_name: str, rate: float, share: float, split: str,
+               examples: List[dict], feature_lengths: Mapping[str, int]) -> TaskStats:
+  """Length statistics (EOS included) of rendered examples."""
   task = seqio.get_mixture_or_task(task_name)
-  inputs, targets = untrimmed_lengths(task_name, split, sample, feature_lengths)
+  inputs = np.array([len(e["inputs"]) for e in examples], dtype=np.int64)
+  targets = np.array([len(e["targets"]) for e in examples], dtype=np.int64)
   try:
     count = task.num_input_examples(split)
   except Exception:  # sources that cannot count without reading everything
