@@ -24,7 +24,6 @@ from flan_tune.mixtures import builder
 from flan_tune.tasks import registry
 from flan_tune.tasks.preprocessors import example_fields, to_python
 from flan_tune.tasks.render import PromptRenderer
-from flan_tune.tasks.templates import PromptStyle
 
 MOCK_EXAMPLES = 6  # few-shot needs k + 1 = 4 distinct exemplars
 UNFILLED_SLOT = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
@@ -74,21 +73,22 @@ def assert_filled(text, where):
   assert not UNFILLED_SLOT.search(text), f"{where}: unfilled slot in {text!r}"
 
 
-def test_inspect_prints_statistics_for_every_member(capsys, monkeypatch):
+def test_inspect_prints_statistics_for_every_member(capsys):
   """The slowest test (~250 seqio pipelines), first so that xdist starts it first."""
-  # Packing statistics sample shuffled, repeating member streams; seqio's 1000-example
-  # shuffle buffer would render ~1000 copies of each 6-example mock task to fill it.
-  for member in builder.mixture_rates("flan_tfds"):
-    monkeypatch.setattr(seqio.get_mixture_or_task(member), "_shuffle_buffer_size", 16)
   with mock_tfds():
     code = cli.main(["inspect", "flan_tfds", "--module", "tasks.flan_tfds",
                      "--sample", "20", "--pack_examples", "200"])
   out = capsys.readouterr().out
   assert code == 0
   table = out.split("Lengths in tokens over", 1)[1]
-  rows = {line.split()[0] for line in table.splitlines()[1:] if line.strip()}
+  # Columns: task, capped rate, share, examples, length percentiles, truncations.
+  rows = {line.split()[0]: line.split() for line in table.splitlines() if line.strip()}
   members = builder.mixture_rates("flan_tfds")
-  assert set(members) <= rows, sorted(set(members) - rows)[:5]
+  assert set(members) <= set(rows), sorted(set(members) - set(rows))[:5]
+  for member in members:
+    task = registry.get_variant(member).task
+    assert rows[member][3] == str(task.source.num_input_examples("train")), rows[member]
+    assert rows[member][2].endswith("%")
   assert {registry.get_variant(m).task.name for m in members} == set(TASKS)
   assert "Packing 200 examples" in out
 
@@ -118,6 +118,24 @@ def test_every_template_renders_in_every_style(name):
           assert rendered.targets in rendered.choices, where
         if style.chain_of_thought:
           assert task.cot_answer_phrase in rendered.targets, where
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_metrics_accept_postprocessed_targets(name):
+  """Every metric runs on what the task's postprocessor makes of its own targets."""
+  task = registry.get_task(name)
+  examples = mock_fields(task)
+  style = task.supported_styles()[0]
+  renderer = PromptRenderer(task, style, count_tokens=lambda s: len(s.split()),
+                            max_input_tokens=100_000, pool=examples)
+  targets = [renderer.render(fields).targets for fields in examples]
+  postprocess = task.postprocess_fn or (lambda text, example=None, is_target=False: text)
+  references = [postprocess(t, is_target=True) for t in targets]
+  predictions = [postprocess(t) for t in targets]
+  for metric in task.metric_fns:
+    with np.errstate(all="ignore"):
+      scores = metric(references, predictions)
+    assert isinstance(scores, dict) and scores, (name, metric)
 
 
 @pytest.mark.parametrize("name", TASKS)
@@ -195,3 +213,77 @@ def test_import_reads_no_data():
                           timeout=120)
   assert result.returncode == 0, result.stderr[-2000:]
   assert int(result.stdout.split()[-1]) == len(TASKS)
+
+
+def fields_of(name, raw):
+  return registry.get_task(f"tfds_{name}").example_fn(raw)
+
+
+def test_example_fns_map_realistic_rows():
+  """Answer keys, option strings and annotations that random mock text never has."""
+  arc = fields_of("ai2_arc_easy", {
+      "question": "Which gas do plants take in?", "id": "q1", "answerKey": 2,
+      "choices": {"text": ["oxygen", "nitrogen", "carbon dioxide", "helium"],
+                  "label": [0, 1, 2, 3]}})
+  assert arc["answer"] == "carbon dioxide" and len(arc["options"]) == 4
+  qasc = fields_of("qasc", {
+      "question": "What do plants need?", "answerKey": "C", "fact1": "f1", "fact2": "f2",
+      "choices": {"text": list("abcdefgh"), "label": list("ABCDEFGH")},
+      "combinedfact": "", "formatted_question": "", "id": "q"})
+  assert qasc["answer"] == "c"
+  math = fields_of("math_qa", {
+      "Problem": "what is 6 * 5 ?", "correct": "c", "Rationale": "", "category": "general",
+      "options": "a ) 38 , b ) 27.675 , c ) 30 , d ) 41 , e ) 45",
+      "annotated_formula": "", "linear_formula": "", "correct_option": ""})
+  assert math["options"] == ["38", "27.675", "30", "41", "45"] and math["answer"] == "30"
+  gsm = fields_of("gsm8k", {
+      "question": "How many clips?", "short_answer": "72", "answer": "",
+      "annotation": "She sold 48/2 = <<48/2=24>>24 in May.\nSo 48+24 = <<48+24=72>>72.\n"})
+  assert gsm["rationale"] == "She sold 48/2 = 24 in May. So 48+24 = 72."
+  assert gsm["answer"] == "72"
+  record = fields_of("super_glue_record", {
+      "passage": "Storm hits.\n@highlight\nRain in Leeds", "query": "@placeholder flooded",
+      "entities": ["Leeds", "York", "Leeds"], "answers": ["Leeds"],
+      "idx": {"passage": 0, "query": 0}})
+  assert record["options"] == ["Leeds", "York"] and record["filled"] == "Leeds flooded"
+  assert "@highlight" not in record["passage"] and record["query"] == "___ flooded"
+  e2e = fields_of("e2e_nlg", {
+      "input_text": {"table": {"column_header": ["name", "eatType"],
+                               "content": ["The Vaults", "pub"], "row_number": [1, 1]}},
+      "target_text": "The Vaults is a pub."})
+  assert e2e["data"] == "name: The Vaults | eatType: pub"
+  copa = fields_of("super_glue_copa", {
+      "premise": "The man broke his toe.", "question": "cause", "label": 1, "idx": 0,
+      "choice1": "He got a hole in his sock.", "choice2": "He dropped a hammer on his foot."})
+  assert copa["answer"] == "He dropped a hammer on his foot." and copa["connector"] == "because"
+  assert fields_of("glue_stsb", {"sentence1": "a", "sentence2": "b", "label": 3.6,
+                                 "idx": 0})["label"] == "4"
+  assert fields_of("sentiment140", {"text": "t", "polarity": 4, "date": "", "query": "",
+                                    "user": ""})["label"] == "positive"
+  assert fields_of("trec", {"text": "Who?", "label-coarse": 3, "label-fine": 0})["label"] == (
+      "person")
+  dialog = fields_of("wiki_dialog", {
+      "title": "Owls", "passage": "Owls hunt at night.", "pid": "p", "author_num": [0, 1, 0],
+      "sentences": [], "utterances": ["Do owls hunt?", "Owls hunt at night.", "Why?"]})
+  assert dialog["history"] == "A: Do owls hunt?\nB: Owls hunt at night."
+  assert (dialog["response"], dialog["next_speaker"]) == ("Why?", "A")
+  with pytest.raises(ValueError, match="unlabeled"):
+    fields_of("glue_rte", {"sentence1": "a", "sentence2": "b", "label": -1, "idx": 0})
+
+
+def test_unlabeled_rows_are_filtered_out():
+  source = registry.get_task("tfds_snli").source
+  rows = tf.data.Dataset.from_tensor_slices(
+      {"premise": ["p"] * 3, "hypothesis": ["h"] * 3, "label": np.array([0, -1, 2])})
+  kept = list(rows.filter(source.keep_fn).as_numpy_iterator())
+  assert [r["label"] for r in kept] == [0, 2]
+
+
+def test_postprocessors_map_markers_and_class_ids():
+  task = registry.get_task("tfds_glue_mnli")
+  assert task.postprocess_fn("(B)") == "it is not possible to tell"
+  assert task.postprocess_fn("No\nbecause...") == "no"
+  assert task.postprocess_fn("3.") == "no" and task.postprocess_fn("maybe") == "maybe"
+  mrpc = registry.get_task("tfds_glue_mrpc").postprocess_fn
+  assert [mrpc("yes"), mrpc("no"), mrpc("(A)"), mrpc("perhaps")] == [1, 0, 0, -1]
+  assert registry.get_task("tfds_glue_stsb").postprocess_fn("3") == 3.0

@@ -136,7 +136,10 @@ def test_same_seed_same_examples_other_seed_differs(tmp_path, unique, cleanup):
   first = examples(f"{unique}_fs_opt", split="train")
   assert first == examples(f"{unique}_fs_opt", split="train")
   shuffled = examples(f"{unique}_fs_opt", split="train", seed=3)
-  by_input = lambda rows: sorted(rows, key=lambda e: e["inputs_pretokenized"])
+
+  def by_input(rows):
+    return sorted(rows, key=lambda e: e["inputs_pretokenized"])
+
   assert by_input(shuffled) == by_input(first)  # order-independent rendering
   other = f"{unique}_s2"
   register(tmp_path, other, cleanup, seed=1)

@@ -93,7 +93,9 @@ def packing_stats(members: Mapping[str, float], split: str, feature_lengths: Map
   """Non-padding fraction of packed rows, from seqio's EncDecFeatureConverter(pack=True),
   over the members sampled at their rates."""
   provider = seqio.Mixture("inspection", sorted(members.items()))
-  ds = provider.get_dataset(sequence_length=dict(feature_lengths), split=split, shuffle=True,
+  # Members in source order (no shuffle buffer to fill: seqio's would render ~1000
+  # examples per member before the first packed row); the seed drives the sampling.
+  ds = provider.get_dataset(sequence_length=dict(feature_lengths), split=split, shuffle=False,
                             seed=seed, num_epochs=None)
   rows, enc, dec = count_packed(ds.take(examples), feature_lengths)
   return PackingStats(examples, rows, enc / max(rows * feature_lengths["inputs"], 1),

@@ -14,12 +14,12 @@ NO_YES = ["no", "yes"]
 TEST_AS_VALIDATION = {"train": "train", "validation": "test"}
 
 
-def _sentiment_task(name, tfds_name, sizes, kind, text_key="text", extra=(), **kwargs):
+def _sentiment_task(name, tfds_name, sizes, kind, extra=(), example_fn=None, **kwargs):
+  """Binary sentiment with a ClassLabel `label` over `text` unless example_fn says."""
   add(name, tfds_name, splits=TEST_AS_VALIDATION, sizes=sizes,
       collection="flan2021", cluster="sentiment", options=SENTIMENT,
-      example_fn=kwargs.pop("example_fn", None) or (
-          lambda r: {"text": r[text_key], "kind": kind,
-                     "label": label_text(SENTIMENT, r["label"])}),
+      example_fn=example_fn or (lambda r: {"text": r["text"], "kind": kind,
+                                           "label": label_text(SENTIMENT, r["label"])}),
       templates=families.sentiment() + list(extra), metric_fns=[metrics.accuracy],
       postprocess_fn=option_postprocessor(SENTIMENT), **kwargs)
 

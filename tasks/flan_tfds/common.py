@@ -35,11 +35,11 @@ class FilteredTfdsSource(TfdsSource):
 
   def __init__(self, tfds_name, splits, num_examples, keep_fn: Callable):
     super().__init__(tfds_name, splits, num_examples)
-    self._keep_fn = keep_fn
+    self.keep_fn = keep_fn
 
   def get_dataset(self, split=None, shuffle=True, seed=None, shard_info=None, **kwargs):
     dataset = super().get_dataset(split, shuffle, seed, shard_info, **kwargs)
-    return dataset.filter(self._keep_fn)
+    return dataset.filter(self.keep_fn)
 
 
 def task_seed(name: str) -> int:
@@ -110,6 +110,12 @@ def squash(text: str) -> str:
   return re.sub(r"\s+", " ", text).strip()
 
 
+def strip_markup(text: str) -> str:
+  """MultiRC paragraphs number their sentences in HTML ('<b>Sent 1: </b>...<br>')."""
+  text = re.sub(r"<b>Sent \d+: </b>", "", text)
+  return squash(re.sub(r"<br\s*/?>", " ", text))
+
+
 # ---------------------------------------------------------------------- postprocess
 
 _MARKER = re.compile(r"^[(\[]?([A-Za-z]|\d{1,2})[)\].:]?$")
@@ -123,8 +129,9 @@ def option_postprocessor(options: Sequence[str]):
 
   def postprocess(text, example=None, is_target=False):
     text = postprocessors.first_line(text.decode() if isinstance(text, bytes) else text)
-    if text.lower() in by_text:
-      return by_text[text.lower()]
+    for candidate in (text.lower(), text.lower().rstrip(".")):
+      if candidate in by_text:
+        return by_text[candidate]
     match = _MARKER.match(text)
     if match:
       key = match.group(1)

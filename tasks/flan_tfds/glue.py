@@ -10,7 +10,7 @@ from flan_tune.tasks import metrics
 from tasks.flan_tfds import families
 from tasks.flan_tfds.common import (add, class_id_postprocessor, float_postprocessor,
                                     label_text, matthews_corrcoef, option_postprocessor,
-                                    short_answer_postprocessor, squash)
+                                    short_answer_postprocessor, strip_markup)
 from tasks.flan_tfds.families import T, inverted
 
 YES_NO = ["yes", "no"]
@@ -312,7 +312,8 @@ add("super_glue_record", "super_glue/record:1.0.2", splits=SPLITS,
 add("super_glue_multirc", "super_glue/multirc:1.0.2", splits=SPLITS,
     sizes={"train": 27_243, "validation": 4_848},
     collection="flan2021", cluster="reading_comprehension", options=NO_YES,
-    example_fn=lambda r: {"paragraph": squash(r["paragraph"]), "question": r["question"],
+    example_fn=lambda r: {"paragraph": strip_markup(r["paragraph"]),
+                          "question": r["question"],
                           "answer": r["answer"], "label": label_text(NO_YES, r["label"]),
                           "verdict": ("an incorrect", "a correct")[r["label"]]},
     templates=[

@@ -139,7 +139,8 @@ def _build(seed: int, num_towns: int = 24, num_people: int = 144) -> World:
       Town(name, rng.choice(REGIONS), rng.choice(RIVERS), year, size, rng.choice(PRODUCTS),
            rng.choice(LANDMARKS))
       for name, year, size in zip(names, founded, population))
-  full_names = rng.sample([f"{f} {l}" for f in FIRST_NAMES for l in LAST_NAMES], num_people)
+  full_names = rng.sample([f"{first} {last}" for first in FIRST_NAMES for last in LAST_NAMES],
+                          num_people)
   ages = [rng.randrange(18, 90) for _ in full_names]
   friends = full_names[1:] + full_names[:1]  # a ring: everyone is someone's friend
   rng.shuffle(friends)
