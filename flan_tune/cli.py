@@ -96,6 +96,37 @@ def inspect_command(args) -> int:
   return 0
 
 
+def import_hf_command(args) -> int:
+  from flan_tune.model import checkpoint
+  from flan_tune.model import hf
+
+  config, params = hf.import_hf(args.directory)
+  vocabulary = os.path.join(args.directory, hf.SPIECE_FILE)
+  checkpoint.save_model(args.out, config, params,
+                        vocabulary if os.path.isfile(vocabulary) else None)
+  print(f"imported {args.directory} -> {args.out}: T5 d_model={config.d_model}, "
+        f"{config.num_encoder_layers}+{config.num_decoder_layers} layers, vocab "
+        f"{config.vocab_size}, mlp {'-'.join(config.mlp_activations)}"
+        + (", spiece.model copied" if os.path.isfile(vocabulary) else ""))
+  return 0
+
+
+def export_hf_command(args) -> int:
+  import shutil
+
+  from flan_tune.model import checkpoint
+  from flan_tune.model import hf
+
+  config, params = checkpoint.load_model(args.checkpoint)
+  hf.export_hf(config, params, args.out)
+  vocabulary = checkpoint.vocabulary_file(args.checkpoint)
+  if vocabulary is not None:
+    shutil.copyfile(vocabulary, os.path.join(args.out, hf.SPIECE_FILE))
+  print(f"exported {args.checkpoint} -> {args.out} (config.json, model.safetensors"
+        + (", spiece.model)" if vocabulary is not None else ")"))
+  return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="flan-tune", description=__doc__)
   commands = parser.add_subparsers(dest="command", required=True)
@@ -115,6 +146,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="examples packed to measure packing efficiency (0: skip)")
   inspect.add_argument("--seed", type=int, default=0)
   inspect.set_defaults(run=inspect_command)
+  import_hf = commands.add_parser(
+      "import-hf", help="convert a transformers T5 checkpoint directory to a flan-tune model")
+  import_hf.add_argument("directory", help="HF directory: config.json + *.safetensors")
+  import_hf.add_argument("out", help="new flan-tune model directory")
+  import_hf.set_defaults(run=import_hf_command)
+  export_hf = commands.add_parser(
+      "export-hf", help="write a flan-tune model as a transformers T5 checkpoint directory")
+  export_hf.add_argument("checkpoint", help="flan-tune model directory (from import-hf)")
+  export_hf.add_argument("out", help="directory for config.json + model.safetensors")
+  export_hf.set_defaults(run=export_hf_command)
   return parser
 
 

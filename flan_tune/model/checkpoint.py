@@ -1,0 +1,113 @@
+"""A flan-tune model on disk: config.json + orbax params (+ spiece.model), nothing else.
+
+    DIR/config.json    T5Config fields as JSON (the execution knobs included)
+    DIR/params/        the float32 params tree, orbax StandardCheckpointer
+    DIR/spiece.model   the SentencePiece model, when the model came with one
+
+The layout is the one the config implies (scanned params when scan_layers), so loading
+restores straight into the shapes `T5(config)` expects and a mismatch is an error.
+"""
+
+import dataclasses
+import json
+import os
+import pathlib
+import shutil
+from typing import Any
+
+import jax
+
+from flan_tune.errors import FlanTuneError
+from flan_tune.model import network
+from flan_tune.model.config import T5Config
+
+CONFIG_FILE = "config.json"
+PARAMS_DIR = "params"
+SPIECE_FILE = "spiece.model"
+
+Params = dict[str, Any]
+
+
+class ModelDirectoryError(FlanTuneError):
+  """A model directory is missing, incomplete, or does not match its config."""
+
+
+def save_model(directory: str | os.PathLike, config: T5Config, params: Params,
+               vocabulary_file: str | os.PathLike | None = None) -> None:
+  """Writes config.json, params/ and (when given) a copy of vocabulary_file as spiece.model.
+
+  params: plain or boxed, with or without the {"params": ...} wrapper."""
+  import orbax.checkpoint as ocp  # heavy; only saving and loading need it
+
+  directory = pathlib.Path(directory).absolute()  # orbax wants absolute paths
+  if (directory / CONFIG_FILE).exists() or (directory / PARAMS_DIR).exists():
+    raise ModelDirectoryError(f"{directory}: already holds a model; choose a new directory")
+  if vocabulary_file is not None and not pathlib.Path(vocabulary_file).is_file():
+    raise ModelDirectoryError(f"{vocabulary_file}: file not found")
+  params = network.unbox(params)
+  if set(params) == {"params"}:
+    params = params["params"]
+  _check_layout(config, params, f"params for {directory}")
+  directory.mkdir(parents=True, exist_ok=True)
+  with ocp.StandardCheckpointer() as checkpointer:
+    checkpointer.save(directory / PARAMS_DIR, params)
+    checkpointer.wait_until_finished()
+  with open(directory / CONFIG_FILE, "w") as f:
+    json.dump(dataclasses.asdict(config), f, indent=2)
+  if vocabulary_file is not None:
+    shutil.copyfile(vocabulary_file, directory / SPIECE_FILE)
+
+
+def load_model(directory: str | os.PathLike) -> tuple[T5Config, Params]:
+  """(config, params) as saved by save_model; params are host float32 arrays."""
+  import orbax.checkpoint as ocp
+
+  directory = pathlib.Path(directory).absolute()
+  if not directory.is_dir():
+    raise ModelDirectoryError(f"{directory}: model directory not found")
+  config_path, params_path = directory / CONFIG_FILE, directory / PARAMS_DIR
+  if not config_path.is_file():
+    raise ModelDirectoryError(f"{config_path}: file not found (not a flan-tune model directory; "
+                              "`flan-tune import-hf` makes one from a transformers checkpoint)")
+  if not params_path.is_dir():
+    raise ModelDirectoryError(f"{params_path}: directory not found")
+  try:
+    fields = json.loads(config_path.read_text())
+    config = T5Config(**fields)
+  except (json.JSONDecodeError, TypeError) as e:
+    raise ModelDirectoryError(f"{config_path}: not a T5Config: {e}") from None
+  target = network.unbox(network.abstract_variables(network.T5(config)))["params"]
+  try:
+    with ocp.StandardCheckpointer() as checkpointer:
+      params = checkpointer.restore(params_path, target)
+  except (ValueError, KeyError, FileNotFoundError) as e:
+    raise ModelDirectoryError(f"{params_path}: does not match {CONFIG_FILE}: {e}") from None
+  return config, params
+
+
+def vocabulary_file(directory: str | os.PathLike) -> pathlib.Path | None:
+  """DIR/spiece.model when the model directory has one."""
+  path = pathlib.Path(directory) / SPIECE_FILE
+  return path if path.is_file() else None
+
+
+def _check_layout(config: T5Config, params: Params, what: str) -> None:
+  """Refuses params whose tree or shapes differ from what T5(config) builds."""
+  expected = network.unbox(network.abstract_variables(network.T5(config)))["params"]
+  shapes = jax.tree.map(lambda x: tuple(x.shape), expected)
+  try:
+    actual = jax.tree.map(lambda x: tuple(jax.numpy.shape(x)), params)
+  except Exception as e:  # not a pytree of arrays
+    raise ModelDirectoryError(f"{what}: not a params tree: {e}") from None
+  if actual != shapes:
+    flat_expected = dict(jax.tree_util.tree_leaves_with_path(shapes, is_leaf=_is_shape))
+    flat_actual = dict(jax.tree_util.tree_leaves_with_path(actual, is_leaf=_is_shape))
+    differ = sorted(jax.tree_util.keystr(k) for k in set(flat_expected) | set(flat_actual)
+                    if flat_expected.get(k) != flat_actual.get(k))
+    raise ModelDirectoryError(
+        f"{what}: do not match the config (scan_layers={config.scan_layers}) at "
+        f"{', '.join(differ[:5])}" + (f" and {len(differ) - 5} more" if len(differ) > 5 else ""))
+
+
+def _is_shape(x) -> bool:
+  return isinstance(x, tuple) and all(isinstance(d, int) for d in x)
