@@ -43,22 +43,38 @@ def _indent(text: str) -> str:
   return textwrap.indent(text, "    | ", predicate=lambda _: True)
 
 
-def inspect_command(args) -> int:
-  import seqio  # heavy imports only once a command runs
+def _inspected_members(name: str) -> dict:
+  """{seqio task: share} for an instruction task, a seqio task or a mixture."""
+  import seqio
 
   from flan_tune.mixtures import builder
-  from flan_tune.mixtures import inspection
   from flan_tune.tasks import registry
 
+  if name in registry.task_names():
+    variants = registry.variants_of(name)
+    return {v.seqio_name: 1.0 / len(variants) for v in variants}
+  if name in seqio.MixtureRegistry.names() or name in seqio.TaskRegistry.names():
+    return builder.mixture_rates(name)
+  known = sorted(set(seqio.MixtureRegistry.names()) | set(registry.task_names()))
+  raise FlanTuneError(f"no task or mixture {name!r}; known: {', '.join(known)}")
+
+
+def _print_example(member: str, example: dict) -> None:
+  print(f"\n-- {member}  " + "  ".join(
+      f"{key} {_text(example[key])}" for key in ("template_index", "cluster", "num_exemplars")
+      if key in example))
+  if "inputs_pretokenized" in example:
+    print(_indent(_text(example["inputs_pretokenized"])))
+  if "targets_pretokenized" in example:
+    print("    => " + _text(example["targets_pretokenized"]))
+
+
+def inspect_command(args) -> int:
+  from flan_tune.mixtures import builder
+  from flan_tune.mixtures import inspection
+
   import_task_modules(args.module)
-  if args.name in registry.task_names():
-    variants = registry.variants_of(args.name)
-    members = {v.seqio_name: 1.0 / len(variants) for v in variants}
-  elif args.name in seqio.MixtureRegistry.names() or args.name in seqio.TaskRegistry.names():
-    members = builder.mixture_rates(args.name)
-  else:
-    known = sorted(set(seqio.MixtureRegistry.names()) | set(registry.task_names()))
-    raise FlanTuneError(f"no task or mixture {args.name!r}; known: {', '.join(known)}")
+  members = _inspected_members(args.name)
   capped = builder.capped_rates(args.name)
   lengths = args.lengths
   print(f"== {args.name}: {len(members)} seqio tasks, split {args.split!r}, "
@@ -68,13 +84,7 @@ def inspect_command(args) -> int:
               for member in members}
   for member in sorted(members):
     for example in rendered[member][:args.examples]:
-      print(f"\n-- {member}  " + "  ".join(
-          f"{key} {_text(example[key])}" for key in ("template_index", "cluster",
-                                                    "num_exemplars") if key in example))
-      for feature, prefix in (("inputs", None), ("targets", "    => ")):
-        text = example.get(f"{feature}_pretokenized")
-        if text is not None:
-          print(prefix + _text(text) if prefix else _indent(_text(text)))
+      _print_example(member, example)
   for key in ("collection", "cluster", "style"):
     rows = inspection.shares_by(members, key)
     if len(rows) > 1:
@@ -85,14 +95,13 @@ def inspect_command(args) -> int:
            for member, share in sorted(members.items(), key=lambda kv: -kv[1])]
   print(f"\nLengths in tokens over {args.sample} rendered examples per task (EOS included):")
   print(inspection.format_stats_table(stats, lengths))
-  if not args.pack_examples:
-    return 0
-  packing = inspection.packing_stats(members, args.split, lengths, args.pack_examples,
-                                     seed=args.seed)
-  print(f"\nPacking {packing.examples} examples at {lengths} with seqio's "
-        f"EncDecFeatureConverter(pack=True): {packing.packed_rows} rows, "
-        f"{packing.examples_per_row:.2f} examples/row, non-padding fraction "
-        f"inputs {100 * packing.inputs_fill:.1f}%, targets {100 * packing.targets_fill:.1f}%")
+  if args.pack_examples:
+    packing = inspection.packing_stats(members, args.split, lengths, args.pack_examples,
+                                       seed=args.seed)
+    print(f"\nPacking {packing.examples} examples at {lengths} with seqio's "
+          f"EncDecFeatureConverter(pack=True): {packing.packed_rows} rows, "
+          f"{packing.examples_per_row:.2f} examples/row, non-padding fraction "
+          f"inputs {100 * packing.inputs_fill:.1f}%, targets {100 * packing.targets_fill:.1f}%")
   return 0
 
 
