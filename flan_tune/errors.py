@@ -19,3 +19,12 @@ class RegistrationError(FlanTuneError):
 
 class MixtureError(FlanTuneError):
   """A mixture names unknown tasks or would sample with zero or negative rates."""
+
+
+class ModelConfigError(FlanTuneError):
+  """A model configuration field has a value the model cannot be built with."""
+
+
+class CheckpointError(FlanTuneError):
+  """A model or Hugging Face directory is missing files, holds pickle weights, or does
+  not match its config."""

@@ -18,7 +18,8 @@ LENGTHS = {"inputs": 512, "targets": 64}
 
 
 def register(tmp_path, unique, cleanup, train=40, validation=10, **kwargs):
-  source = JsonlSource({"train": write_jsonl(tmp_path / "train.jsonl", sentiment_rows("train", train)),
+  source = JsonlSource({"train": write_jsonl(tmp_path / "train.jsonl",
+                                             sentiment_rows("train", train)),
                         "validation": write_jsonl(tmp_path / "val.jsonl",
                                                   sentiment_rows("validation", validation))})
   options = dict(templates=TEMPLATES, options=["positive", "negative"], rationale_field="why",
@@ -39,7 +40,8 @@ def examples(name, split="validation", lengths=LENGTHS, **kwargs):
 def test_all_styles_registered(tmp_path, unique, cleanup):
   names = register(tmp_path, unique, cleanup)
   assert names == [f"{unique}_{s}" for s in
-                   ("zs_opt", "zs_noopt", "fs_opt", "fs_noopt", "zs_cot", "fs_cot", "zs_inv", "fs_inv",
+                   ("zs_opt", "zs_noopt", "fs_opt", "fs_noopt", "zs_cot", "fs_cot", "zs_inv",
+                    "fs_inv",
                     "zs_opt_rank", "zs_noopt_rank", "fs_opt_rank", "fs_noopt_rank")]
 
 

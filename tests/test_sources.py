@@ -6,7 +6,8 @@ from flan_tune.tasks import CsvSource, GeneratorSource, JsonlSource
 
 
 def test_jsonl_field_mapping_with_dotted_columns(tmp_path):
-  path = write_jsonl(tmp_path / "a.jsonl", [{"meta": {"label": 1}, "body": "hi", "tags": ["x", "y"]}])
+  path = write_jsonl(tmp_path / "a.jsonl",
+                     [{"meta": {"label": 1}, "body": "hi", "tags": ["x", "y"]}])
   source = JsonlSource({"train": path}, fields={"text": "body", "label": "meta.label",
                                                 "tags": "tags"})
   (record,) = source.records("train")

@@ -7,7 +7,8 @@ prompts and targets of every family rendered in every prompt style (train split 
 so evaluation text never shapes the vocabulary). Settings follow T5's id layout (0 pad,
 1 EOS, 2 unknown, no BOS) and keep newlines and spacing (NFKC only), which few-shot
 prompts and answer-option blocks use; digits are split so arithmetic sees one token per
-digit; byte fallback means no text is ever unknown. One thread and a fixed input order make it reproducible.
+digit; byte fallback means no text is ever unknown. One thread and a fixed input order
+make it reproducible.
 BPE rather than T5's unigram: on this text unigram stopped at ~2,700 pieces and split
 common words ("m|ade"), 1.66 tokens per word against BPE's 1.42.
 """

@@ -17,7 +17,7 @@ from typing import Any
 
 import jax
 
-from flan_tune.errors import FlanTuneError
+from flan_tune.errors import CheckpointError
 from flan_tune.model import network
 from flan_tune.model.config import T5Config
 
@@ -26,10 +26,6 @@ PARAMS_DIR = "params"
 SPIECE_FILE = "spiece.model"
 
 Params = dict[str, Any]
-
-
-class ModelDirectoryError(FlanTuneError):
-  """A model directory is missing, incomplete, or does not match its config."""
 
 
 def save_model(directory: str | os.PathLike, config: T5Config, params: Params,
@@ -41,9 +37,9 @@ def save_model(directory: str | os.PathLike, config: T5Config, params: Params,
 
   directory = pathlib.Path(directory).absolute()  # orbax wants absolute paths
   if (directory / CONFIG_FILE).exists() or (directory / PARAMS_DIR).exists():
-    raise ModelDirectoryError(f"{directory}: already holds a model; choose a new directory")
+    raise CheckpointError(f"{directory}: already holds a model; choose a new directory")
   if vocabulary_file is not None and not pathlib.Path(vocabulary_file).is_file():
-    raise ModelDirectoryError(f"{vocabulary_file}: file not found")
+    raise CheckpointError(f"{vocabulary_file}: file not found")
   params = network.unbox(params)
   if set(params) == {"params"}:
     params = params["params"]
@@ -64,24 +60,24 @@ def load_model(directory: str | os.PathLike) -> tuple[T5Config, Params]:
 
   directory = pathlib.Path(directory).absolute()
   if not directory.is_dir():
-    raise ModelDirectoryError(f"{directory}: model directory not found")
+    raise CheckpointError(f"{directory}: model directory not found")
   config_path, params_path = directory / CONFIG_FILE, directory / PARAMS_DIR
   if not config_path.is_file():
-    raise ModelDirectoryError(f"{config_path}: file not found (not a flan-tune model directory; "
+    raise CheckpointError(f"{config_path}: file not found (not a flan-tune model directory; "
                               "`flan-tune import-hf` makes one from a transformers checkpoint)")
   if not params_path.is_dir():
-    raise ModelDirectoryError(f"{params_path}: directory not found")
+    raise CheckpointError(f"{params_path}: directory not found")
   try:
     fields = json.loads(config_path.read_text())
     config = T5Config(**fields)
   except (json.JSONDecodeError, TypeError) as e:
-    raise ModelDirectoryError(f"{config_path}: not a T5Config: {e}") from None
+    raise CheckpointError(f"{config_path}: not a T5Config: {e}") from None
   target = network.unbox(network.abstract_variables(network.T5(config)))["params"]
   try:
     with ocp.StandardCheckpointer() as checkpointer:
       params = checkpointer.restore(params_path, target)
   except (ValueError, KeyError, FileNotFoundError) as e:
-    raise ModelDirectoryError(f"{params_path}: does not match {CONFIG_FILE}: {e}") from None
+    raise CheckpointError(f"{params_path}: does not match {CONFIG_FILE}: {e}") from None
   return config, params
 
 
@@ -98,13 +94,13 @@ def _check_layout(config: T5Config, params: Params, what: str) -> None:
   try:
     actual = jax.tree.map(lambda x: tuple(jax.numpy.shape(x)), params)
   except Exception as e:  # not a pytree of arrays
-    raise ModelDirectoryError(f"{what}: not a params tree: {e}") from None
+    raise CheckpointError(f"{what}: not a params tree: {e}") from None
   if actual != shapes:
     flat_expected = dict(jax.tree_util.tree_leaves_with_path(shapes, is_leaf=_is_shape))
     flat_actual = dict(jax.tree_util.tree_leaves_with_path(actual, is_leaf=_is_shape))
     differ = sorted(jax.tree_util.keystr(k) for k in set(flat_expected) | set(flat_actual)
                     if flat_expected.get(k) != flat_actual.get(k))
-    raise ModelDirectoryError(
+    raise CheckpointError(
         f"{what}: do not match the config (scan_layers={config.scan_layers}) at "
         f"{', '.join(differ[:5])}" + (f" and {len(differ) - 5} more" if len(differ) > 5 else ""))
 

@@ -14,7 +14,7 @@ from typing import Any
 import gin
 import jax.numpy as jnp
 
-from flan_tune.errors import FlanTuneError
+from flan_tune.errors import ModelConfigError
 
 # Names T5X uses; "gelu" is the tanh approximation, as in T5X and HF's "gelu_new".
 ACTIVATIONS = ("relu", "gelu", "gelu_exact", "silu", "linear")
@@ -27,10 +27,6 @@ _FROM_HF_ACTIVATION = {
     "silu": "silu", "swish": "silu",
 }
 _TO_HF_ACTIVATION = {"relu": "relu", "gelu": "gelu_new", "gelu_exact": "gelu", "silu": "silu"}
-
-
-class ModelConfigError(FlanTuneError):
-  """A model configuration field has a value the model cannot be built with."""
 
 
 @gin.configurable

@@ -24,7 +24,7 @@ import numpy as np
 import safetensors
 import safetensors.numpy
 
-from flan_tune.errors import FlanTuneError
+from flan_tune.errors import CheckpointError
 from flan_tune.model import network
 from flan_tune.model.config import T5Config
 
@@ -42,10 +42,6 @@ _IGNORED = frozenset({
 })
 
 Params = dict[str, Any]
-
-
-class CheckpointError(FlanTuneError):
-  """A checkpoint directory is missing files, holds pickle weights, or mismatches its config."""
 
 
 # --- the name mapping --------------------------------------------------------------------
