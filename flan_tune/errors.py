@@ -28,3 +28,7 @@ class ModelConfigError(FlanTuneError):
 class CheckpointError(FlanTuneError):
   """A model or Hugging Face directory is missing files, holds pickle weights, or does
   not match its config."""
+
+
+class PartitioningError(FlanTuneError):
+  """A mesh, rule set or batch size cannot shard over the available devices."""
