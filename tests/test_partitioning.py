@@ -126,7 +126,7 @@ def eight_devices():
   proc = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, capture_output=True,
                         text=True, timeout=300, check=False)
   assert proc.returncode == 0, proc.stderr[-4000:]
-  line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT"))
+  line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))
   return json.loads(line[len("RESULT"):])
 
 
