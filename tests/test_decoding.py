@@ -12,14 +12,10 @@ import transformers
 from flan_tune import cli
 from flan_tune.model import T5, T5Config, decoding, init_variables, unbox
 from flan_tune.model.hf import import_hf
+from hf_models import save_hf_model
 
 jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
-# d_kv * num_heads != d_model; few buckets so short sequences reach the logarithmic ones.
-HF_SHAPE = dict(vocab_size=96, d_model=32, d_kv=10, num_heads=3, d_ff=48, num_layers=2,
-                num_decoder_layers=3, relative_attention_num_buckets=16,
-                relative_attention_max_distance=24, dropout_rate=0.0)
-VERSIONS = {"v1.0": dict(feed_forward_proj="relu", tie_word_embeddings=True),
-            "v1.1": dict(feed_forward_proj="gated-gelu", tie_word_embeddings=False)}
+DECODING_VERSIONS = ("v1.0", "v1.1")
 TINY = T5Config(vocab_size=64, d_model=32, num_heads=3, d_kv=10, d_ff=48, num_encoder_layers=2,
                 num_decoder_layers=2, relative_attention_num_buckets=8,
                 relative_attention_max_distance=16)
@@ -27,15 +23,7 @@ LENGTH = 10
 
 
 def hf_model(version, directory):
-  """A random tiny transformers T5, saved to directory (v1.1 with its own, larger head)."""
-  torch.manual_seed(0)
-  model = transformers.T5ForConditionalGeneration(
-      transformers.T5Config(**HF_SHAPE, **VERSIONS[version]))
-  if version == "v1.1":
-    model.lm_head.weight = torch.nn.Parameter(torch.randn_like(model.lm_head.weight) * 0.3)
-    model.config.tie_word_embeddings = False
-  model.save_pretrained(directory, safe_serialization=True)
-  return model.eval()
+  return save_hf_model(version, directory, dropout_rate=0.0)
 
 
 @functools.cache
@@ -91,7 +79,7 @@ def score(model, params, inputs, tokens):
 
 # --- against transformers ------------------------------------------------------------------
 
-@pytest.mark.parametrize("version", list(VERSIONS))
+@pytest.mark.parametrize("version", DECODING_VERSIONS)
 def test_greedy_equals_transformers_generate(version, tmp_root):
   hf, (config, params) = imported(version, tmp_root)
   model, inputs = T5(config), encoder_inputs(vocab=96)
@@ -114,7 +102,7 @@ def test_greedy_equals_transformers_generate(version, tmp_root):
   assert_stops_at_eos(ours, eos_id)
 
 
-@pytest.mark.parametrize("version", list(VERSIONS))
+@pytest.mark.parametrize("version", DECODING_VERSIONS)
 def test_score_equals_transformers_log_likelihood(version, tmp_root):
   hf, (config, params) = imported(version, tmp_root)
   inputs, targets = encoder_inputs(1, vocab=96), encoder_inputs(2, (4, 7, 2, 6), 8, vocab=96)

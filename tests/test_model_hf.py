@@ -16,28 +16,10 @@ from transformers.models.t5 import modeling_t5
 
 from flan_tune.model import T5, layers, stack_layers
 from flan_tune.model.hf import CheckpointError, export_hf, import_hf, vocabulary_from_hf
-
-# Small bucket counts so short test sequences reach the logarithmic buckets.
-HF_SHAPE = dict(vocab_size=96, d_model=32, d_kv=10, num_heads=3, d_ff=48, num_layers=2,
-                num_decoder_layers=3, relative_attention_num_buckets=16,
-                relative_attention_max_distance=24, dropout_rate=0.1)
-VERSIONS = {
-    "v1.0": dict(feed_forward_proj="relu", tie_word_embeddings=True),
-    "v1.1": dict(feed_forward_proj="gated-gelu", tie_word_embeddings=False),
-    # transformers 5 saves a fresh v1.1 model with lm_head tied to the embedding, unscaled.
-    "v1.1-head-shared": dict(feed_forward_proj="gated-gelu", tie_word_embeddings=False),
-}
+from hf_models import VERSIONS, save_hf_model
 
 
-def save_hf_model(version, directory, **save_kwargs):
-  torch.manual_seed(0)
-  model = transformers.T5ForConditionalGeneration(
-      transformers.T5Config(**HF_SHAPE, **VERSIONS[version]))
-  if version == "v1.1":
-    model.lm_head.weight = torch.nn.Parameter(torch.randn_like(model.lm_head.weight) * 0.3)
-    model.config.tie_word_embeddings = False
-  model.save_pretrained(directory, safe_serialization=True, **save_kwargs)
-  return model.eval()
+
 
 
 def hf_batch(seed=0):

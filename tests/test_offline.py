@@ -58,6 +58,14 @@ def test_every_template_renders_in_every_style(name):
           assert "{" not in text and "}" not in text, f"{where}: {text!r}"
         if result.choices:
           assert result.targets in result.choices, where
+        if style.chain_of_thought:
+          assert f" {task.cot_answer_phrase} " in result.targets, where
+          assert result.targets.endswith("."), where
+        if style.few_shot:
+          assert result.num_exemplars == task.fewshot.k, where
+        else:  # short enough for 512/128 tokens with room for two exemplars
+          assert len(result.inputs.split()) < 150, where
+          assert len(result.targets.split()) < 60, where
 
 
 def test_generated_data_is_the_same_in_another_process():

@@ -32,12 +32,18 @@ _DAY_EVENTS = (
 )
 
 
+def _stated_facts(subject: str, rng: random.Random) -> List[str]:
+  """An opening line, then every fact about the subject in a shuffled order and a drawn
+  phrasing."""
+  facts = [f for f in world_lib.get_world().facts() if f.subject == subject]
+  rng.shuffle(facts)
+  return ([rng.choice(_OPENINGS).format(s=subject)] +
+          [world_lib.fact_sentence(f, rng.randrange(3)) for f in facts])
+
+
 def _person_document(person: world_lib.Person, rng: random.Random) -> str:
   world = world_lib.get_world()
-  facts = [f for f in world.facts() if f.subject == person.name]
-  rng.shuffle(facts)
-  sentences = [rng.choice(_OPENINGS).format(s=person.name)]
-  sentences += [world_lib.fact_sentence(f, rng.randrange(3)) for f in facts]
+  sentences = _stated_facts(person.name, rng)
   town = world.town_by_name[person.town]
   friend = world.person_by_name[person.friend]
   sentences.append(rng.choice(_DAY_EVENTS).format(
@@ -49,10 +55,7 @@ def _person_document(person: world_lib.Person, rng: random.Random) -> str:
 
 def _town_document(town: world_lib.Town, rng: random.Random) -> str:
   world = world_lib.get_world()
-  facts = [f for f in world.facts() if f.subject == town.name]
-  rng.shuffle(facts)
-  sentences = [rng.choice(_OPENINGS).format(s=town.name)]
-  sentences += [world_lib.fact_sentence(f, rng.randrange(3)) for f in facts]
+  sentences = _stated_facts(town.name, rng)
   residents = world.residents(town.name)
   if residents:
     named = rng.sample(residents, min(3, len(residents)))
