@@ -14,7 +14,7 @@ demo: $(VENV)/.installed
 	$(BIN)/flan-tune inspect flan_offline $(DEMO_FLAGS)
 
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -n 2 tests
+	$(BIN)/python -m pytest -n 2 --dist loadgroup tests
 
 bench: $(VENV)/.installed
 	$(BIN)/python tools/bench_pipeline.py

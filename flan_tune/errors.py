@@ -2,7 +2,8 @@
 
 
 class FlanTuneError(ValueError):
-  """Base class: a user's input (task, template, file, mixture, flag) is wrong."""
+  """Base class: a user's input (task, template, file, mixture, flag) is wrong, or a run
+  cannot go on; the message says what and where."""
 
 
 class TemplateError(FlanTuneError):
@@ -32,3 +33,7 @@ class CheckpointError(FlanTuneError):
 
 class PartitioningError(FlanTuneError):
   """A mesh, rule set or batch size cannot shard over the available devices."""
+
+
+class NonFiniteLossError(FlanTuneError):
+  """Training produced a NaN or infinite loss; the loop stops without saving."""

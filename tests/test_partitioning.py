@@ -118,6 +118,9 @@ _SCRIPT = textwrap.dedent("""
   print("RESULT" + json.dumps(out))
 """)
 
+# One worker runs this module, so its 8-device subprocess starts once.
+pytestmark = pytest.mark.xdist_group("multi_device")
+
 
 @pytest.fixture(scope="module")
 def eight_devices():

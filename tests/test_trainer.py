@@ -26,6 +26,9 @@ CONFIG = T5Config(vocab_size=128, d_model=32, num_heads=4, d_kv=10, d_ff=48,
                   num_encoder_layers=2, num_decoder_layers=2)
 BATCH, INPUT_LENGTH, TARGET_LENGTH = 8, 16, 8
 
+# One worker runs this module, so its 8-device subprocess starts once.
+pytestmark = pytest.mark.xdist_group("multi_device")
+
 
 def make_batch(seed: int, copy: bool = False) -> dict[str, np.ndarray]:
   """Random tokens with some padded tails; `copy`: the target repeats the input's start."""
@@ -99,15 +102,17 @@ _SCRIPT = textwrap.dedent("""
 
 
 @pytest.fixture(scope="module")
-def eight_devices():
+def eight_device_process():
+  """Started before the single-device run is computed, so the two overlap on 2 cores."""
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
              JAX_PLATFORMS="cpu")
   script = _SCRIPT.format(tests_dir=os.path.dirname(os.path.abspath(__file__)))
-  proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                        text=True, timeout=300, check=False)
-  assert proc.returncode == 0, proc.stderr[-4000:]
-  line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))
-  return json.loads(line[len("RESULT"):])
+  proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+  yield proc
+  if proc.poll() is None:
+    proc.kill()
+    proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +120,15 @@ def single_device():
   return train_losses(MeshConfig(), devices=jax.devices()[:1])
 
 
-def test_meshes_give_the_same_losses(single_device, eight_devices):
+@pytest.fixture(scope="module")
+def eight_devices(eight_device_process, single_device):
+  stdout, stderr = eight_device_process.communicate(timeout=300)
+  assert eight_device_process.returncode == 0, stderr[-4000:]
+  line = next(x for x in stdout.splitlines() if x.startswith("RESULT"))
+  return json.loads(line[len("RESULT"):])
+
+
+def test_meshes_give_the_same_losses(eight_device_process, single_device, eight_devices):
   assert eight_devices["devices"] == 8
   reference = np.asarray(single_device["losses"])
   assert single_device["step"] == 3
@@ -128,11 +141,11 @@ def test_meshes_give_the_same_losses(single_device, eight_devices):
 
 
 def test_state_follows_parameter_shardings(eight_devices):
-  assert eight_devices["4x2"]["embedding_spec"] == "PartitionSpec('model', None)"
-  assert eight_devices["4x2_fsdp"]["embedding_spec"] == "PartitionSpec('model', 'data')"
+  assert eight_devices["4x2"]["embedding_spec"] == "P('model', None)"
+  assert eight_devices["4x2_fsdp"]["embedding_spec"] == "P('model', 'data')"
   # Adafactor's factored row statistics are replicated; its unfactored v follows the norm.
-  assert eight_devices["4x2_fsdp"]["v_row_spec"] == "PartitionSpec()"
-  assert eight_devices["4x2_fsdp"]["v_spec"] == "PartitionSpec('data',)"
+  assert eight_devices["4x2_fsdp"]["v_row_spec"] == "P()"
+  assert eight_devices["4x2_fsdp"]["v_spec"] == "P('data',)"
 
 
 def test_adam_state_follows_parameters():
@@ -145,6 +158,14 @@ def test_adam_state_follows_parameters():
   assert shardings.step.spec == jax.sharding.PartitionSpec()
 
 
+def test_eval_step_matches_the_train_loss(single_device):
+  """The first train step's loss (no dropout) is the eval loss of the initial params."""
+  model = network.T5(CONFIG)
+  state = train_state.create(model, adafactor(), jax.random.key(0))
+  metrics = jax.jit(trainer.make_eval_step(model))(state.params, make_batch(0))
+  assert float(metrics["loss"]) == pytest.approx(single_device["losses"][0], rel=1e-6)
+
+
 def test_microbatches_match_one_batch(single_device):
   accumulated = train_losses(MeshConfig(), num_microbatches=2, devices=jax.devices()[:1])
   np.testing.assert_allclose(accumulated["losses"], single_device["losses"], rtol=1e-5)
@@ -152,24 +173,30 @@ def test_microbatches_match_one_batch(single_device):
                              rtol=1e-5, atol=1e-7)
 
 
-def test_loss_falls_on_a_copy_task():
+def test_loss_falls_on_a_copy_task_and_the_old_state_is_donated():
   schedule = optimizers.constant_schedule(3e-3)
   state, step, data, mesh = setup(MeshConfig(), optimizers.adamw(schedule, weight_decay=0.0),
                                   devices=jax.devices()[:1], dropout=False,
                                   learning_rate_schedule=schedule)
   batches = [partitioning.make_global_batch(make_batch(seed, copy=True), mesh, data)
              for seed in range(2)]
-  losses = []
-  for index in range(30):
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")  # e.g. "Some donated buffers were not usable"
+    new_state, metrics = step(state, batches[0], jax.random.key(0))
+  assert all(leaf.is_deleted() for leaf in jax.tree.leaves(state))
+  assert not any(leaf.is_deleted() for leaf in jax.tree.leaves(new_state))
+  state, losses = new_state, [float(metrics["loss"])]
+  for index in range(1, 30):
     state, metrics = step(state, batches[index % 2], jax.random.key(0))
     losses.append(float(metrics["loss"]))
+  assert int(state.step) == 30
   assert float(metrics["learning_rate"]) == pytest.approx(3e-3)
   assert float(metrics["num_tokens"]) == BATCH * TARGET_LENGTH
   assert float(metrics["grad_norm"]) > 0
-  assert np.mean(losses[-4:]) < 0.7 * np.mean(losses[:2]), losses
+  assert np.mean(losses[-4:]) < 0.25 * np.mean(losses[:2]), losses  # ~5.4 -> ~0.6
 
 
-def test_dropout_depends_on_rng_and_step_only():
+def test_dropout_depends_on_rng_and_step_only_and_eval_has_none():
   model = network.T5(CONFIG.replace(dropout_rate=0.2))
   optimizer = adafactor()
   step = jax.jit(trainer.make_train_step(model, optimizer, dropout=True))
@@ -179,22 +206,13 @@ def test_dropout_depends_on_rng_and_step_only():
   _, first = step(state, batch, rng)
   _, again = step(state, batch, rng)
   _, later = step(state.replace(step=state.step + 1), batch, rng)
-  _, no_dropout = jax.jit(trainer.make_train_step(model, optimizer, dropout=False))(
-      state, batch, rng)
   assert float(first["loss"]) == float(again["loss"])
   assert float(first["loss"]) != float(later["loss"])
-  assert float(first["loss"]) != float(no_dropout["loss"])
-
-
-def test_eval_step_matches_train_loss():
-  model = network.T5(CONFIG)
-  optimizer = adafactor()
-  state = train_state.create(model, optimizer, jax.random.key(0))
-  batch = make_batch(3)
-  _, train_metrics = jax.jit(trainer.make_train_step(model, optimizer, dropout=False))(
-      state, batch, jax.random.key(0))
-  eval_metrics = jax.jit(trainer.make_eval_step(model))(state.params, batch)
-  assert float(eval_metrics["loss"]) == pytest.approx(float(train_metrics["loss"]), rel=1e-6)
+  # The eval step never drops out: deterministic, and not the dropout loss.
+  eval_step = jax.jit(trainer.make_eval_step(model))
+  eval_metrics = eval_step(state.params, batch)
+  assert float(eval_metrics["loss"]) == float(eval_step(state.params, batch)["loss"])
+  assert float(eval_metrics["loss"]) != pytest.approx(float(first["loss"]), rel=1e-4)
   assert set(eval_metrics) >= {"loss", "z_loss", "accuracy", "num_tokens"}
 
 
@@ -207,18 +225,6 @@ def test_check_finite():
     trainer.check_finite({"loss": np.inf}, 2)
 
 
-def test_compiled_step_donates_the_old_state():
-  state, step, data, mesh = setup(MeshConfig(), adafactor(), devices=jax.devices()[:1],
-                                  dropout=False)
-  batch = partitioning.make_global_batch(make_batch(0), mesh, data)
-  with warnings.catch_warnings():
-    warnings.simplefilter("error")  # e.g. "Some donated buffers were not usable"
-    new_state, _ = step(state, batch, jax.random.key(0))
-  assert all(leaf.is_deleted() for leaf in jax.tree.leaves(state))
-  assert not any(leaf.is_deleted() for leaf in jax.tree.leaves(new_state))
-  assert int(new_state.step) == 1
-
-
 def test_bad_arguments():
   model = network.T5(CONFIG)
   with pytest.raises(ValueError, match="num_microbatches"):
@@ -226,6 +232,6 @@ def test_bad_arguments():
   with pytest.raises(ValueError, match="fixed_factor"):
     trainer.make_train_step(model, adafactor(), normalization="fixed")
   step = trainer.make_train_step(model, adafactor(), num_microbatches=3, dropout=False)
-  state = train_state.create(model, adafactor(), jax.random.key(0))
+  state = train_state.abstract_state(model, adafactor())
   with pytest.raises(ValueError, match="8 rows does not split into 3 microbatches"):
-    jax.jit(step)(state, make_batch(0), jax.random.key(0))
+    jax.eval_shape(step, state, make_batch(0), jax.random.key(0))

@@ -1,0 +1,184 @@
+"""The train and eval steps: pure functions of (state, batch, rng), then jit on a mesh.
+
+`make_train_step` builds `(state, batch, rng) -> (state, metrics)`. The batch is split by
+rows into microbatches; `jax.lax.scan` adds their gradients and `losses.loss_sums`, and
+the sum is divided once by `losses.denominator`, so any number of microbatches gives the
+same update as one (up to float rounding). Dropout keys come from
+`fold_in(rng, state.step)` (and the microbatch index), so a step is reproducible from
+(state, batch, rng) alone, e.g. after a restart from a checkpoint.
+
+`compile_train_step` jits the step with the state's shardings, donates the old state and
+traces inside `partitioning.activate`, so the model's logical constraints bind.
+The step never raises on a non-finite loss (that would need a host sync in the step);
+the loop calls `check_finite` on the metrics it fetches anyway.
+"""
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from flan_tune.errors import NonFiniteLossError
+from flan_tune.model import network
+from flan_tune.training import losses, partitioning
+from flan_tune.training.train_state import TrainState
+
+Array = jax.Array
+PyTree = Any
+Batch = Mapping[str, Array]
+TrainStep = Callable[[TrainState, Batch, Array], tuple[TrainState, dict[str, Array]]]
+EvalStep = Callable[[PyTree, Batch], dict[str, Array]]
+
+# The EncDecFeatureConverter features T5.__call__ takes; loss weights go to the loss only.
+MODEL_FEATURES = ("encoder_input_tokens", "decoder_input_tokens", "decoder_target_tokens",
+                  "encoder_segment_ids", "decoder_segment_ids", "encoder_positions",
+                  "decoder_positions")
+
+
+def model_inputs(batch: Batch) -> dict[str, Array]:
+  """The model's keyword arguments from a feature batch."""
+  return {name: batch[name] for name in MODEL_FEATURES if name in batch}
+
+
+def split_microbatches(batch: Batch, num_microbatches: int) -> dict[str, Array]:
+  """(batch, ...) features -> (num_microbatches, batch / num_microbatches, ...).
+
+  Microbatch i takes rows i, i + n, i + 2n, ...: each device's contiguous block of the
+  data-sharded batch holds rows of every microbatch, so splitting moves no data."""
+  def split(x):
+    rows = x.shape[0]
+    if rows % num_microbatches:
+      raise ValueError(f"batch of {rows} rows does not split into {num_microbatches} "
+                       f"microbatches")
+    x = x.reshape((rows // num_microbatches, num_microbatches) + x.shape[1:])
+    return jnp.swapaxes(x, 0, 1)
+  return {name: split(value) for name, value in batch.items()}
+
+
+def _logical_batch_constraint(batch: Batch) -> dict[str, Array]:
+  """Keep each microbatch split over "data" (a no-op outside partitioning.activate)."""
+  return {name: nn.with_logical_constraint(value, partitioning.BATCH_AXES[:value.ndim])
+          for name, value in batch.items()}
+
+
+def make_train_step(model: network.T5, optimizer: optax.GradientTransformation, *,
+                    z_loss: float = 1e-4,
+                    normalization: losses.LossNormalization | str = "tokens",
+                    fixed_factor: float | None = None, num_microbatches: int = 1,
+                    dropout: bool = True,
+                    learning_rate_schedule: optax.Schedule | None = None) -> TrainStep:
+  """A pure `(state, batch, rng) -> (state, metrics)` for jit.
+
+  Metrics (float32 scalars): loss, z_loss, accuracy, num_tokens, num_examples, grad_norm
+  (of the averaged gradient, before any clipping in the optimizer) and, with the
+  schedule the optimizer was built with, learning_rate (the rate this update used)."""
+  if num_microbatches < 1:
+    raise ValueError(f"num_microbatches must be >= 1, got {num_microbatches}")
+  # Validate the normalization now rather than at the first trace.
+  normalization = losses.LossNormalization(normalization)
+  if normalization is losses.LossNormalization.FIXED:
+    losses.denominator({}, normalization, fixed_factor)
+
+  def sums_fn(params, microbatch, dropout_rng):
+    logits = model.apply({"params": params}, **model_inputs(microbatch),
+                         enable_dropout=dropout, rngs={"dropout": dropout_rng})
+    sums = losses.loss_sums(logits, microbatch, z_loss, normalization)
+    return sums["loss"], sums
+
+  grad_fn = jax.grad(sums_fn, has_aux=True)
+
+  def accumulate(params, batch, dropout_rng):
+    """(summed gradients, summed loss_sums) over the microbatches."""
+    if num_microbatches == 1:
+      return grad_fn(params, batch, dropout_rng)
+    microbatches = split_microbatches(batch, num_microbatches)
+
+    def body(carry, inputs):
+      index, microbatch = inputs
+      grads, sums = grad_fn(params, _logical_batch_constraint(microbatch),
+                            jax.random.fold_in(dropout_rng, index))
+      return jax.tree.map(jnp.add, carry, (grads, sums)), None
+
+    first = jax.tree.map(lambda x: x[0], microbatches)
+    zeros = jax.tree.map(jnp.zeros_like,
+                         jax.eval_shape(grad_fn, params, first, dropout_rng))
+    (grads, sums), _ = jax.lax.scan(
+        body, zeros, (jnp.arange(num_microbatches), microbatches))
+    return grads, sums
+
+  def train_step(state: TrainState, batch: Batch, rng: Array):
+    dropout_rng = jax.random.fold_in(rng, state.step)
+    grads, sums = accumulate(state.params, batch, dropout_rng)
+    divisor = losses.denominator(sums, normalization, fixed_factor)
+    grads = jax.tree.map(lambda g: g / divisor, grads)
+    _, metrics = losses.normalize(sums, normalization, fixed_factor)
+    metrics["grad_norm"] = optax.tree.norm(grads)
+    if learning_rate_schedule is not None:
+      metrics["learning_rate"] = jnp.asarray(learning_rate_schedule(state.step), jnp.float32)
+    return state.apply_gradients(grads, optimizer), metrics
+
+  return train_step
+
+
+def make_eval_step(model: network.T5, *, z_loss: float = 1e-4,
+                   normalization: losses.LossNormalization | str = "tokens",
+                   fixed_factor: float | None = None) -> EvalStep:
+  """A pure `(params, batch) -> metrics` without dropout: the train step's loss metrics."""
+  normalization = losses.LossNormalization(normalization)
+
+  def eval_step(params: PyTree, batch: Batch) -> dict[str, Array]:
+    logits = model.apply({"params": params}, **model_inputs(batch), enable_dropout=False)
+    _, metrics = losses.loss_and_metrics(logits, batch, z_loss, normalization, fixed_factor)
+    return metrics
+
+  return eval_step
+
+
+def _run_in(mesh: Mesh, rules: partitioning.Rules, jitted: Callable) -> Callable:
+  """Calls `jitted` inside activate(mesh, rules), where its first call traces it."""
+  def call(*args):
+    with partitioning.activate(mesh, rules):
+      return jitted(*args)
+
+  def lower(*args):
+    with partitioning.activate(mesh, rules):
+      return jitted.lower(*args)
+
+  call.lower = lower
+  return call
+
+
+def compile_train_step(train_step: TrainStep, mesh: Mesh, rules: partitioning.Rules,
+                       state_shardings: TrainState,
+                       batch_sharding: NamedSharding) -> TrainStep:
+  """jit with the state's shardings, the old state donated (its buffers become the new
+  state's), every feature split by `batch_sharding`, the rng and metrics replicated."""
+  replicated = NamedSharding(mesh, P())
+  jitted = jax.jit(train_step, in_shardings=(state_shardings, batch_sharding, replicated),
+                   out_shardings=(state_shardings, replicated), donate_argnums=(0,))
+  return _run_in(mesh, rules, jitted)
+
+
+def compile_eval_step(eval_step: EvalStep, mesh: Mesh, rules: partitioning.Rules,
+                      param_shardings: PyTree, batch_sharding: NamedSharding) -> EvalStep:
+  """jit for `make_eval_step`'s function; pass `state_shardings(...).params`."""
+  jitted = jax.jit(eval_step, in_shardings=(param_shardings, batch_sharding),
+                   out_shardings=NamedSharding(mesh, P()))
+  return _run_in(mesh, rules, jitted)
+
+
+def check_finite(metrics: Mapping[str, Any], step: int) -> None:
+  """Raises NonFiniteLossError if the fetched loss is NaN or infinite.
+
+  Call it before saving a checkpoint, so the last one saved is still a good state."""
+  loss = float(np.asarray(jax.device_get(metrics["loss"])))
+  if not math.isfinite(loss):
+    raise NonFiniteLossError(
+        f"loss is {loss} at step {int(step)}; the last checkpoint is kept")
