@@ -27,8 +27,8 @@ class ModelConfigError(FlanTuneError):
 
 
 class CheckpointError(FlanTuneError):
-  """A model or Hugging Face directory is missing files, holds pickle weights, or does
-  not match its config."""
+  """A model, Hugging Face or training checkpoint (or a data-iterator state) is missing,
+  incomplete, holds pickle weights, or does not match what restores it."""
 
 
 class PartitioningError(FlanTuneError):

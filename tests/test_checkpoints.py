@@ -1,0 +1,141 @@
+"""Checkpoints (flan_tune.training.checkpoints): kept steps, resharding, torn saves.
+
+The sharded checks run in subprocesses with 8 CPU devices (XLA_FLAGS only takes effect
+before jax initialises); they print JSON and the assertions live here."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from flan_tune.errors import CheckpointError
+from flan_tune.training.checkpoints import CheckpointConfig
+
+_PRELUDE = """
+  import json, os, sys
+  os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+  import jax, numpy as np
+  from jax.sharding import NamedSharding, PartitionSpec as P
+  from flan_tune.training.checkpoints import Checkpointer, CheckpointConfig, abstract_like
+  model_dir = sys.argv[1]
+"""
+
+_SAVE_AND_RESTORE = _PRELUDE + """
+  mesh = jax.make_mesh((8,), ("data",))
+  rows = NamedSharding(mesh, P("data"))
+  state = {"params": {"w": jax.device_put(np.arange(128.0, dtype=np.float32).reshape(16, 8),
+                                          rows),
+                      "b": jax.device_put(np.arange(8, dtype=np.int32), rows)},
+           "step": jax.device_put(np.int32(5), NamedSharding(mesh, P()))}
+  out = {"saved": {}}
+  ck = Checkpointer(model_dir, CheckpointConfig(save_interval_steps=2, max_to_keep=2))
+  for step in range(1, 6):
+    out["saved"][step] = ck.save(step, state, {"batches_consumed": step})
+  out["forced"] = ck.save(5, state, {"batches_consumed": 5}, force=True)
+  ck.wait()
+  out["steps"] = ck.all_steps()
+
+  # Simulated crashes mid-save of step 6: Orbax's unrenamed temporary directory, and a
+  # step directory whose commit marker was never written.
+  ckdir = os.path.join(model_dir, "checkpoints")
+  os.makedirs(os.path.join(ckdir, "6.orbax-checkpoint-tmp-1700000000", "state"))
+  os.makedirs(os.path.join(ckdir, "7", "state"))
+  ck.close()
+
+  ck = Checkpointer(model_dir, CheckpointConfig(save_interval_steps=2, max_to_keep=2))
+  out["latest_after_torn"] = ck.latest_step()
+  out["dir_after_torn"] = sorted(os.listdir(ckdir))
+  mesh2 = jax.make_mesh((4, 2), ("data", "model"))
+  target = {"params": {"w": NamedSharding(mesh2, P("data", "model")),
+                       "b": NamedSharding(mesh2, P("model"))},
+            "step": NamedSharding(mesh2, P())}
+  restored, data_state = ck.restore(abstract_like(state, target))
+  out["data_state"] = data_state
+  leaves = jax.tree_util.tree_leaves_with_path(restored)
+  out["equal"] = all(np.array_equal(np.asarray(a), np.asarray(b))
+                     for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(state)))
+  out["specs"] = {jax.tree_util.keystr(p): str(x.sharding.spec) for p, x in leaves}
+  out["meshes"] = sorted({str(dict(x.sharding.mesh.shape)) for _, x in leaves})
+  out["shard_shape"] = list(restored["params"]["w"].addressable_shards[0].data.shape)
+  same_mesh, _ = ck.restore(abstract_like(state, jax.tree.map(lambda x: x.sharding, state)),
+                            step=4)
+  out["step4_equal"] = bool(np.array_equal(same_mesh["params"]["w"], state["params"]["w"]))
+  ck.close()
+  print(json.dumps(out))
+"""
+
+# Starts an async save of a large state and dies before it can commit.
+_KILLED_MID_SAVE = _PRELUDE + """
+  ck = Checkpointer(model_dir, CheckpointConfig(save_interval_steps=1, max_to_keep=3))
+  small = {"w": jax.numpy.ones((8, 8))}
+  ck.save(1, small, {"batches_consumed": 1})
+  ck.wait()
+  big = {"w": jax.numpy.ones((8, 8)),
+         "x": jax.device_put(np.ones((64, 1024, 1024), np.float32),
+                             NamedSharding(jax.make_mesh((8,), ("data",)), P("data")))}
+  ck.save(2, big, {"batches_consumed": 2})
+  print(json.dumps({"pending": os.listdir(os.path.join(model_dir, "checkpoints"))}),
+        flush=True)
+  os._exit(0)
+"""
+
+_LATEST = _PRELUDE + """
+  ck = Checkpointer(model_dir, CheckpointConfig(save_interval_steps=1, max_to_keep=3))
+  restored, data = ck.restore(abstract_like({"w": jax.numpy.ones((8, 8))},
+                                            {"w": NamedSharding(jax.make_mesh((8,), ("d",)),
+                                                                P())}))
+  print(json.dumps({"latest": ck.latest_step(), "data": data,
+                    "w": float(np.asarray(restored["w"]).sum())}))
+  ck.close()
+"""
+
+
+def run_script(script, model_dir):
+  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+  proc = subprocess.run([sys.executable, "-c", textwrap.dedent(script), str(model_dir)],
+                        capture_output=True, text=True, timeout=300, env=env)
+  assert proc.returncode == 0, proc.stderr[-4000:]
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+  return run_script(_SAVE_AND_RESTORE, tmp_path_factory.mktemp("ckpt"))
+
+
+def test_interval_force_and_max_to_keep(saved):
+  # Orbax always saves the first step; then every second step; the forced 5 too.
+  assert saved["saved"] == {"1": True, "2": True, "3": False, "4": True, "5": False}
+  assert saved["forced"] is True
+  assert saved["steps"] == [4, 5]
+
+
+def test_restore_latest_onto_another_mesh(saved):
+  assert saved["equal"] and saved["step4_equal"]
+  assert saved["data_state"] == {"batches_consumed": 5}
+  assert saved["meshes"] == ["{'data': 4, 'model': 2}"]
+  assert saved["specs"]["['params']['w']"] == "P('data', 'model')"
+  assert saved["specs"]["['params']['b']"] == "P('model',)"
+  assert saved["shard_shape"] == [4, 4]
+
+
+def test_torn_checkpoints_are_never_latest(saved):
+  assert saved["latest_after_torn"] == 5
+  assert "7.incomplete-0" in saved["dir_after_torn"]
+
+
+def test_save_killed_before_commit_keeps_previous_step(tmp_path):
+  pending = run_script(_KILLED_MID_SAVE, tmp_path)["pending"]
+  assert any(name.startswith("2.orbax-checkpoint-tmp") for name in pending), pending
+  latest = run_script(_LATEST, tmp_path)
+  assert latest == {"latest": 1, "data": {"batches_consumed": 1}, "w": 64.0}, pending
+
+
+def test_config_validation():
+  with pytest.raises(CheckpointError, match="save_interval_steps=0"):
+    CheckpointConfig(save_interval_steps=0)
+  with pytest.raises(CheckpointError, match="max_to_keep=0"):
+    CheckpointConfig(max_to_keep=0)
