@@ -136,6 +136,53 @@ def export_hf_command(args) -> int:
   return 0
 
 
+GIN_FLAG = "--gin."
+GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin")
+
+
+def split_gin_flags(argv: Sequence[str]) -> tuple:
+  """T5X's `--gin.KEY=VALUE` flags, which argparse cannot declare, taken out in order;
+  they bind after every --gin_file."""
+  flags = [arg for arg in argv if arg.startswith(GIN_FLAG)]
+  return [arg for arg in argv if not arg.startswith(GIN_FLAG)], [
+      flag[len(GIN_FLAG):] for flag in flags]
+
+
+def parse_gin(files: Sequence[str], bindings: Sequence[str]) -> None:
+  """Files in order, then each binding; errors name the file or binding at fault.
+
+  The repository's gin/ is on the search path, so `include 'models/...'` and
+  `--gin_file=runs/finetune.gin` work from any directory."""
+  import gin
+
+  gin.add_config_file_search_path(GIN_DIR)
+  for path in files:
+    found = path if os.path.exists(path) else os.path.join(GIN_DIR, path)
+    try:
+      gin.parse_config_file(found if os.path.exists(found) else path)
+    except (IOError, ValueError, SyntaxError) as e:
+      raise FlanTuneError(f"--gin_file={path}: {e}") from None
+  for binding in bindings:
+    if "=" not in binding:
+      raise FlanTuneError(f"{GIN_FLAG}{binding}: expected {GIN_FLAG}KEY=VALUE")
+    try:
+      gin.parse_config(binding)
+    except (ValueError, SyntaxError) as e:
+      raise FlanTuneError(f"--gin.{binding}: {e}") from None
+
+
+def train_command(args) -> int:
+  from flan_tune.training import train as train_lib  # registers train's configurables
+
+  import_task_modules(args.module)
+  if not args.gin_file:
+    raise FlanTuneError("no --gin_file given; e.g. --gin_file=models/offline_demo.gin "
+                        "--gin_file=runs/finetune.gin --gin.MODEL_DIR=\"'/tmp/run'\"")
+  parse_gin(args.gin_file, args.gin_bindings)
+  train_lib.train()
+  return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="flan-tune", description=__doc__)
   commands = parser.add_subparsers(dest="command", required=True)
@@ -165,12 +212,26 @@ def build_parser() -> argparse.ArgumentParser:
   export_hf.add_argument("checkpoint", help="flan-tune model directory (from import-hf)")
   export_hf.add_argument("out", help="directory for config.json + model.safetensors")
   export_hf.set_defaults(run=export_hf_command)
+  train = commands.add_parser(
+      "train", help="train or fine-tune a T5 as gin configures it (T5X conventions)",
+      description="Trains as the gin files configure it; --gin.KEY=VALUE (repeatable, a gin "
+                  "literal value) binds after every file, e.g. --gin.train.train_steps=100.")
+  train.add_argument("--gin_file", action="append", default=[],
+                     help="gin file, searched also under the repository's gin/ (repeatable)")
+  train.add_argument("--module", action="append", default=None,
+                     help="module that registers tasks (repeatable; default: tasks)")
+  train.set_defaults(run=train_command)
   return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  args = build_parser().parse_args(argv)
+  argv, gin_bindings = split_gin_flags(sys.argv[1:] if argv is None else argv)
+  parser = build_parser()
+  args = parser.parse_args(argv)
+  if gin_bindings and args.command != "train":
+    parser.error(f"{GIN_FLAG}KEY=VALUE flags are for `flan-tune train` only")
+  args.gin_bindings = gin_bindings
   if getattr(args, "module", None) is None:
     args.module = list(DEFAULT_MODULES)
   try:
