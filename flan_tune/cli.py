@@ -171,9 +171,30 @@ def parse_gin(files: Sequence[str], bindings: Sequence[str]) -> None:
       raise FlanTuneError(f"--gin.{binding}: {e}") from None
 
 
+def join_distributed(args) -> None:
+  """Joins a multi-process job before JAX starts: with --coordinator_address (and
+  --num_processes, --process_id) as given, or with --distributed as the cluster says
+  (TPU pod slices, SLURM, Open MPI, Kubernetes). CPU processes use gloo collectives."""
+  explicit = (args.coordinator_address, args.num_processes, args.process_id)
+  if any(value is not None for value in explicit):
+    if None in explicit:
+      raise FlanTuneError("--coordinator_address, --num_processes and --process_id go "
+                          "together (or use --distributed on a cluster that provides them)")
+    if not 0 <= args.process_id < args.num_processes:
+      raise FlanTuneError(f"--process_id={args.process_id} is not in "
+                          f"[0, --num_processes={args.num_processes})")
+  elif not args.distributed:
+    return
+  import jax
+
+  jax.distributed.initialize(coordinator_address=args.coordinator_address,
+                             num_processes=args.num_processes, process_id=args.process_id)
+
+
 def train_command(args) -> int:
   from flan_tune.training import train as train_lib  # registers train's configurables
 
+  join_distributed(args)
   import_task_modules(args.module)
   if not args.gin_file:
     raise FlanTuneError("no --gin_file given; e.g. --gin_file=models/offline_demo.gin "
@@ -220,6 +241,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="gin file, searched also under the repository's gin/ (repeatable)")
   train.add_argument("--module", action="append", default=None,
                      help="module that registers tasks (repeatable; default: tasks)")
+  hosts = train.add_argument_group(
+      "multi-process jobs", "every process runs the same command with its own --process_id")
+  hosts.add_argument("--coordinator_address", help="HOST:PORT of process 0's coordinator")
+  hosts.add_argument("--num_processes", type=int)
+  hosts.add_argument("--process_id", type=int)
+  hosts.add_argument("--distributed", action="store_true",
+                     help="join the job the cluster describes (TPU pods, SLURM, MPI)")
   train.set_defaults(run=train_command)
   return parser
 

@@ -71,6 +71,19 @@ def test_hosts_read_disjoint_shards():
   assert not rows[0] & rows[1]
 
 
+def test_global_batches_do_not_depend_on_the_process_count():
+  """With num_shards fixed, one process reading both shards yields exactly the rows two
+  processes yield together (host 0's, then host 1's), so its losses are theirs and its
+  position resumes on either."""
+  cfg = TrainInput(**{**CFG.__dict__, "num_shards": 2})
+  alone = take(make_dataset(cfg), 3)
+  hosts = [take(make_dataset(cfg, process_index=i, process_count=2), 3) for i in (0, 1)]
+  joined = [{key: np.concatenate([h0[key], h1[key]]) for key in h0}
+            for h0, h1 in zip(*hosts)]
+  assert_same(alone, joined)
+  assert DataIterator(cfg).fingerprint == DataIterator(cfg, 1, 2).fingerprint
+
+
 def test_state_from_another_config_is_refused(resumed):
   _, state, *_ = resumed
   other = DataIterator(TrainInput(**{**CFG.__dict__, "seed": 4}))
@@ -79,7 +92,7 @@ def test_state_from_another_config_is_refused(resumed):
 
 
 def test_bad_batch_size_and_unknown_name():
-  with pytest.raises(PartitioningError, match="batch_size=5 .* 2 processes"):
+  with pytest.raises(PartitioningError, match=r"batch_size=5 .* 2 data shards \(2 processes"):
     make_dataset(TrainInput(**{**CFG.__dict__, "batch_size": 5}), 0, 2)
   with pytest.raises(MixtureError, match="did you mean flan_offline_translation_eval"):
     make_dataset(TrainInput(**{**CFG.__dict__,

@@ -16,6 +16,7 @@ import shutil
 from typing import Any
 
 import jax
+import numpy as np
 
 from flan_tune.errors import CheckpointError
 from flan_tune.model import network
@@ -56,8 +57,6 @@ def save_model(directory: str | os.PathLike, config: T5Config, params: Params,
 
 def load_model(directory: str | os.PathLike) -> tuple[T5Config, Params]:
   """(config, params) as saved by save_model; params are host float32 arrays."""
-  import orbax.checkpoint as ocp
-
   directory = pathlib.Path(directory).absolute()
   if not directory.is_dir():
     raise CheckpointError(f"{directory}: model directory not found")
@@ -74,11 +73,56 @@ def load_model(directory: str | os.PathLike) -> tuple[T5Config, Params]:
     raise CheckpointError(f"{config_path}: not a T5Config: {e}") from None
   target = network.unbox(network.abstract_variables(network.T5(config)))["params"]
   try:
-    with ocp.StandardCheckpointer() as checkpointer:
-      params = checkpointer.restore(params_path, target)
+    params = restore_on_host(params_path, target)
   except (ValueError, KeyError, FileNotFoundError) as e:
     raise CheckpointError(f"{params_path}: does not match {CONFIG_FILE}: {e}") from None
   return config, params
+
+
+def restore_on_host(path: str | os.PathLike, target: Params, partial: bool = False) -> Params:
+  """An Orbax pytree as host numpy arrays shaped like `target` (ShapeDtypeStructs).
+
+  Host arrays carry no device topology, so any process of any job can read them.
+  `partial`: read only the entries `target` names (e.g. params, not optimizer state)."""
+  import orbax.checkpoint as ocp
+
+  restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), target)
+  with ocp.PyTreeCheckpointer() as checkpointer:
+    return checkpointer.restore(pathlib.Path(path).absolute(), args=ocp.args.PyTreeRestore(
+        item=target, restore_args=restore_args, partial_restore=partial))
+
+
+def load_pretrained(directory: str | os.PathLike, layout: T5Config | None = None
+                    ) -> tuple[T5Config, Params]:
+  """(config, params) from a flan-tune model directory or a transformers T5 directory.
+
+  With `layout`, the params come in its layer layout (scanned or not) and the returned
+  config takes its execution knobs, so a checkpoint saved one way trains the other."""
+  directory = pathlib.Path(directory)
+  if (directory / PARAMS_DIR).is_dir():
+    config, params = load_model(directory)
+  elif directory.is_dir() and any(directory.glob("*.safetensors")):
+    from flan_tune.model import hf  # safetensors; only Hugging Face checkpoints need it
+
+    config, params = hf.import_hf(directory)
+  else:
+    raise CheckpointError(
+        f"{directory}: neither a flan-tune model directory ({CONFIG_FILE} + {PARAMS_DIR}/) "
+        "nor a transformers T5 directory (config.json + *.safetensors)")
+  if layout is None:
+    return config, params
+  return convert_layout(config, params, layout)
+
+
+def convert_layout(config: T5Config, params: Params, layout: T5Config
+                   ) -> tuple[T5Config, Params]:
+  """`params` (saved under `config`) in `layout`'s layer layout, and `config` with
+  `layout`'s execution knobs: a checkpoint saved scanned trains unscanned and back."""
+  if layout.scan_layers and not config.scan_layers:
+    params = network.stack_layers(params)
+  elif config.scan_layers and not layout.scan_layers:
+    params = network.unstack_layers(params)
+  return config.with_execution_of(layout), params
 
 
 def vocabulary_file(directory: str | os.PathLike) -> pathlib.Path | None:

@@ -20,6 +20,9 @@ from flan_tune.errors import ModelConfigError
 ACTIVATIONS = ("relu", "gelu", "gelu_exact", "silu", "linear")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 REMAT_POLICIES = ("none", "full", "dots", "dots_with_no_batch_dims")
+# Fields that change how a model runs or trains, not which function it computes: a
+# checkpoint can be loaded under any values of these.
+EXECUTION_FIELDS = ("dropout_rate", "dtype", "remat_policy", "scan_layers")
 
 # HF `dense_act_fn` names <-> ours (HF's "gelu" is exact erf; "gelu_new" is tanh).
 _FROM_HF_ACTIVATION = {
@@ -73,6 +76,20 @@ class T5Config:
 
   def replace(self, **changes) -> "T5Config":
     return dataclasses.replace(self, **changes)
+
+  def architecture(self) -> dict[str, Any]:
+    """The fields a checkpoint's parameters depend on (all but EXECUTION_FIELDS)."""
+    return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)
+            if field.name not in EXECUTION_FIELDS}
+
+  def with_execution_of(self, other: "T5Config") -> "T5Config":
+    """This architecture, run and trained as `other` says (its EXECUTION_FIELDS)."""
+    return self.replace(**{name: getattr(other, name) for name in EXECUTION_FIELDS})
+
+  def architecture_differences(self, other: "T5Config") -> dict[str, tuple[Any, Any]]:
+    """{field: (self's value, other's value)} for the architecture fields that differ."""
+    mine, theirs = self.architecture(), other.architecture()
+    return {name: (mine[name], theirs[name]) for name in mine if mine[name] != theirs[name]}
 
   @classmethod
   def from_hf_config(cls, hf_config: dict[str, Any], **overrides) -> "T5Config":

@@ -21,9 +21,11 @@ from typing import Any
 import gin
 import jax
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 from etils import epath
 
 from flan_tune.errors import CheckpointError
+from flan_tune.model import checkpoint
 
 PyTree = Any
 STATE, DATA = "state", "data"
@@ -57,6 +59,8 @@ class Checkpointer:
     self.config = config
     if jax.process_index() == 0:
       set_aside_incomplete_steps(self.directory)
+    if jax.process_count() > 1:  # no process may list steps before they are set aside
+      multihost_utils.sync_global_devices("flan_tune: incomplete checkpoints set aside")
     options = ocp.CheckpointManagerOptions(
         save_interval_steps=config.save_interval_steps, max_to_keep=config.max_to_keep,
         enable_async_checkpointing=config.async_save, create=True)
@@ -76,7 +80,8 @@ class Checkpointer:
 
   def all_steps(self) -> list[int]:
     """Complete steps on disk, oldest first (unfinished saves are not listed)."""
-    return sorted(self._manager.all_steps(read=True))
+    self._manager.reload()
+    return sorted(self._manager.all_steps())
 
   def latest_step(self) -> int | None:
     steps = self.all_steps()
@@ -114,6 +119,32 @@ class Checkpointer:
 
   def __exit__(self, *exc) -> None:
     self.close()
+
+
+def complete_step_directory(path: str | epath.Path) -> epath.Path:
+  """A training run's latest complete step directory (`path` is MODEL_DIR or
+  MODEL_DIR/checkpoints), or `path` itself when it is one complete step directory."""
+  path = epath.Path(path)
+  if path.name.isdigit():
+    if not (path / COMMIT_MARKER).exists():
+      raise CheckpointError(f"{path}: an incomplete checkpoint (no {COMMIT_MARKER})")
+    return path
+  directory = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+  steps = sorted(int(p.name) for p in directory.iterdir()
+                 if p.name.isdigit() and (p / COMMIT_MARKER).exists())
+  if not steps:
+    raise CheckpointError(f"{path}: no complete training checkpoint")
+  return directory / str(steps[-1])
+
+
+def restore_params(step_directory: epath.Path, abstract_params: PyTree) -> PyTree:
+  """Only the params of a saved train state (the optimizer state is not read), as host
+  numpy arrays shaped like `abstract_params`."""
+  try:
+    return checkpoint.restore_on_host(epath.Path(step_directory) / STATE,
+                                      {"params": abstract_params}, partial=True)["params"]
+  except (ValueError, KeyError, FileNotFoundError) as e:
+    raise CheckpointError(f"{step_directory}: cannot restore its params: {e}") from None
 
 
 def set_aside_incomplete_steps(directory: epath.Path) -> list[str]:

@@ -1,7 +1,11 @@
 """Training input: per-host shards of a seqio mixture, packed into batches, resumable.
 
-Each host reads only its seqio shard (`ShardInfo(process_index, process_count)`) and
-yields batch_size // process_count rows; `partitioning.make_global_batch` joins them.
+The data is cut into `num_shards` seqio shards (default: one per process). Each host
+reads only its own consecutive shards (`seqio.ShardInfo`) and yields
+batch_size // process_count rows, shard by shard; `partitioning.make_global_batch`
+joins the hosts' rows in process order. So a global batch is shard 0's rows, then shard
+1's, ... whatever the number of processes: with num_shards fixed, one process and many
+give the same batches, and a run may resume on a different number of hosts.
 Streams repeat forever (num_epochs=None) and are deterministic for a seed, which is what
 makes `DataIterator`'s resume exact: it records how many batches were consumed and, on
 restore, rebuilds the same dataset and skips that many. tf.data iterator checkpoints are
@@ -29,7 +33,8 @@ STATE_VERSION = 1
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
 class TrainInput:
-  """What to read and how; `batch_size` is global (all hosts together)."""
+  """What to read and how; `batch_size` is global (all hosts together). `num_shards`
+  None means one shard per process."""
 
   mixture_or_task_name: str = "flan_offline"
   task_feature_lengths: Mapping[str, int] = dataclasses.field(
@@ -40,13 +45,17 @@ class TrainInput:
   pack: bool = True
   shuffle: bool = True
   use_cached: bool = False
+  num_shards: int | None = None
 
-  def fingerprint(self, process_index: int = 0, process_count: int = 1) -> str:
-    """A digest of everything that decides the batch stream, so a saved position is
-    never replayed against a different stream."""
+  def shards(self, process_count: int) -> int:
+    return process_count if self.num_shards is None else self.num_shards
+
+  def fingerprint(self, process_count: int = 1) -> str:
+    """A digest of everything that decides the global batch stream, so a saved position
+    is never replayed against a different stream."""
     fields = dataclasses.asdict(self)
     fields["task_feature_lengths"] = dict(sorted(self.task_feature_lengths.items()))
-    fields["shard"] = [process_index, process_count]
+    fields["num_shards"] = self.shards(process_count)
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -62,12 +71,42 @@ def _provider(name: str) -> seqio.DatasetProviderBase:
   return seqio.get_mixture_or_task(name)
 
 
+def check_fits_model(cfg: TrainInput, vocab_size: int) -> None:
+  """Refuses, before any data is read, lengths the encoder-decoder cannot take and
+  vocabularies whose ids the model's embedding cannot hold."""
+  lengths = dict(cfg.task_feature_lengths)
+  if set(lengths) != {"inputs", "targets"}:
+    raise MixtureError(f"TrainInput.task_feature_lengths={lengths!r}: an encoder-decoder "
+                       "needs exactly the features 'inputs' and 'targets'")
+  for name, length in lengths.items():
+    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+      raise MixtureError(f"TrainInput.task_feature_lengths[{name!r}]={length!r} must be a "
+                         "positive int")
+  features = _provider(cfg.mixture_or_task_name).output_features
+  for name in lengths:
+    if name not in features:
+      raise MixtureError(f"{cfg.mixture_or_task_name!r} has no output feature {name!r} "
+                         f"(it has {sorted(features)})")
+    size = features[name].vocabulary.vocab_size
+    if size > vocab_size:
+      raise MixtureError(
+          f"{cfg.mixture_or_task_name!r}: the {name!r} vocabulary has {size} ids but the "
+          f"model's T5Config.vocab_size is {vocab_size}; use a model gin whose vocab_size is "
+          f">= {size} (e.g. models/offline_demo.gin for the offline collection)")
+
+
 def local_batch_size(cfg: TrainInput, process_count: int) -> int:
   """Rows each host contributes; fails early, naming the numbers, if they do not split."""
-  if cfg.batch_size < 1 or cfg.batch_size % process_count:
+  shards = cfg.shards(process_count)
+  if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1 or (
+      shards % process_count):
+    raise PartitioningError(f"TrainInput.num_shards={cfg.num_shards!r} must be a positive "
+                            f"multiple of the {process_count} processes")
+  if cfg.batch_size < 1 or cfg.batch_size % shards:
     raise PartitioningError(
         f"TrainInput.batch_size={cfg.batch_size} must be a positive multiple of the "
-        f"{process_count} processes that each read 1/{process_count} of every batch")
+        f"{shards} data shards ({process_count} processes) that each fill 1/{shards} of "
+        "every batch")
   return cfg.batch_size // process_count
 
 
@@ -77,17 +116,27 @@ def make_dataset(cfg: TrainInput, process_index: int = 0,
   batch = local_batch_size(cfg, process_count)
   if not 0 <= process_index < process_count:
     raise PartitioningError(f"process_index {process_index} is not in [0, {process_count})")
-  provider = _provider(cfg.mixture_or_task_name)
-  lengths = dict(cfg.task_feature_lengths)
-  ds = provider.get_dataset(
-      sequence_length=lengths, split=cfg.split, use_cached=cfg.use_cached,
-      shuffle=cfg.shuffle, seed=cfg.seed, num_epochs=None,
-      shard_info=seqio.ShardInfo(index=process_index, num_shards=process_count))
-  ds = seqio.EncDecFeatureConverter(pack=cfg.pack)(ds, lengths)
-  ds = ds.batch(batch, drop_remainder=True)
+  shards = cfg.shards(process_count)
+  per_host = shards // process_count
+  parts = [_shard_batches(cfg, index, shards, batch // per_host)
+           for index in range(process_index * per_host, (process_index + 1) * per_host)]
+  ds = parts[0] if len(parts) == 1 else tf.data.Dataset.zip(tuple(parts)).map(
+      lambda *rows: {name: tf.concat([r[name] for r in rows], 0) for name in rows[0]})
   options = tf.data.Options()
   options.deterministic = True
   return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def _shard_batches(cfg: TrainInput, index: int, num_shards: int,
+                   rows: int) -> tf.data.Dataset:
+  """Batches of `rows` rows from seqio shard `index` of `num_shards`."""
+  lengths = dict(cfg.task_feature_lengths)
+  ds = _provider(cfg.mixture_or_task_name).get_dataset(
+      sequence_length=lengths, split=cfg.split, use_cached=cfg.use_cached,
+      shuffle=cfg.shuffle, seed=cfg.seed, num_epochs=None,
+      shard_info=seqio.ShardInfo(index=index, num_shards=num_shards))
+  ds = seqio.EncDecFeatureConverter(pack=cfg.pack)(ds, lengths)
+  return ds.batch(rows, drop_remainder=True)
 
 
 class DataIterator:
@@ -102,7 +151,7 @@ class DataIterator:
     self.cfg = cfg
     self.process_index = process_index
     self.process_count = process_count
-    self.fingerprint = cfg.fingerprint(process_index, process_count)
+    self.fingerprint = cfg.fingerprint(process_count)
     self._consumed = 0
     self._start(0)
 
@@ -138,8 +187,9 @@ class DataIterator:
           f"(fingerprint {state.get('fingerprint')}, mixture "
           f"{state.get('mixture_or_task_name')!r}, seed {state.get('seed')}) than this one "
           f"({self.fingerprint}, {self.cfg.mixture_or_task_name!r}, seed {self.cfg.seed}, "
-          f"host {self.process_index} of {self.process_count}); resuming would replay "
-          "other batches. Restore with the original TrainInput and process count.")
+          f"{self.cfg.shards(self.process_count)} data shards); resuming would replay other "
+          "batches. Restore with the original TrainInput (and TrainInput.num_shards set to "
+          "the original process count if that changed).")
     consumed = int(state["batches_consumed"])
     self._start(consumed)
     self._consumed = consumed

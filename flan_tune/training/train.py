@@ -1,41 +1,37 @@
 """The training loop: T5X's train.py for this project, configured entirely by gin.
 
-`train(model_dir, train_steps=...)` builds the mesh, the model (from the gin-bound
-T5Config), the optimizer and the sharded state; resumes from the latest complete
-checkpoint in MODEL_DIR (state and data position together) or starts fresh; then runs
-the compiled step until `train_steps` optimizer updates have been applied in total.
+`train(model_dir, train_steps=...)` checks the launch (model, data, mesh), builds the
+sharded state, resumes from the latest complete checkpoint in MODEL_DIR (state and data
+position together) or starts from an initial checkpoint or random weights, and runs the
+compiled step until `train_steps` optimizer updates have been applied in total.
 
 Every step's metrics are fetched (the loss must be checked for NaN before the next save
-anyway) and appended as one JSON line to MODEL_DIR/train_metrics.jsonl. A resumed run
-appends to the same file, so steps after the last checkpoint of an interrupted run may
-appear twice; the later line is the one the final state descends from.
+anyway) and reported (`reporting`: console, MODEL_DIR/train_metrics.jsonl, TensorBoard).
+A resumed run first drops logged steps past its checkpoint, so the log reads as one run.
 
 SIGTERM (a preempted or cancelled job) sets a flag; the loop saves at the next step
 boundary and returns normally, so the process exits 0 and a rerun resumes there.
 """
 
 import contextlib
-import json
 import logging
 import os
 import signal
 import threading
-import time
 from collections.abc import Callable, Iterator
 
 import gin
 import jax
 import numpy as np
 import optax
+from jax.experimental import multihost_utils
 
 from flan_tune.errors import FlanTuneError
 from flan_tune.model import network
 from flan_tune.model.config import T5Config
-from flan_tune.training import checkpoints, optimizers, partitioning, train_state, trainer
-from flan_tune.training.input_pipeline import DataIterator, TrainInput
-
-METRICS_FILE = "train_metrics.jsonl"
-
+from flan_tune.training import (checkpoints, model_setup, optimizers, partitioning,
+                                 reporting, train_state, trainer)
+from flan_tune.training.input_pipeline import DataIterator, TrainInput, check_fits_model
 
 class _StopRequest:
   """Set by SIGTERM; read by the loop at step boundaries (a handler must not save)."""
@@ -69,25 +65,12 @@ def _scalars(metrics) -> dict[str, float]:
   return {name: float(np.asarray(value)) for name, value in metrics.items()}
 
 
-class _Progress:
-  """A console line every `every` steps: rates are over the steps since the last line."""
-
-  def __init__(self, every: int, first_step: int):
-    self.every = every
-    self._step, self._time, self._tokens = first_step, time.perf_counter(), 0.0
-
-  def update(self, step: int, metrics: dict[str, float]) -> None:
-    self._tokens += metrics.get("num_tokens", 0.0)
-    if self.every < 1 or step % self.every:
-      return
-    now = time.perf_counter()
-    elapsed = max(now - self._time, 1e-9)
-    line = (f"step {step}: {(step - self._step) / elapsed:.2f} steps/s, "
-            f"{self._tokens / elapsed:.0f} target tokens/s, loss {metrics['loss']:.4f}")
-    if "learning_rate" in metrics:
-      line += f", learning rate {metrics['learning_rate']:.3g}"
-    print(line, flush=True)
-    self._step, self._time, self._tokens = step, now, 0.0
+def _stop_agreed(requested: bool) -> bool:
+  """Whether any process got SIGTERM: all of them must stop at the same step, or the
+  others would wait forever in the next step's collectives."""
+  if jax.process_count() == 1:
+    return requested
+  return bool(np.any(multihost_utils.process_allgather(np.asarray(requested))))
 
 
 @gin.configurable
@@ -98,6 +81,7 @@ def train(model_dir: str = gin.REQUIRED, *,
           train_input: TrainInput | None = None,
           mesh_config: partitioning.MeshConfig | None = None,
           checkpoint_config: checkpoints.CheckpointConfig | None = None,
+          initial_checkpoint_path: str | None = None,
           seed: int = 0,
           num_microbatches: int = 1,
           z_loss: float = 1e-4,
@@ -107,26 +91,35 @@ def train(model_dir: str = gin.REQUIRED, *,
 
   `optimizer` is a factory taking `learning_rate_schedule` (gin: `@adafactor`, not
   `@adafactor()`), so the step can report the rate each update used. The configs left
-  as None are built from their gin bindings (TrainInput.*, MeshConfig.*, ...)."""
+  as None are built from their gin bindings (TrainInput.*, MeshConfig.*, ...).
+  `initial_checkpoint_path` (a flan-tune model or a transformers T5 directory) gives the
+  architecture and the first weights of a new run; a resumed run ignores it."""
   if train_steps < 0:
     raise FlanTuneError(f"train.train_steps={train_steps} must be >= 0")
   train_input = train_input or TrainInput()
   mesh_config = mesh_config or partitioning.MeshConfig()
   checkpoint_config = checkpoint_config or checkpoints.CheckpointConfig()
-  os.makedirs(model_dir, exist_ok=True)
 
+  # Everything that can be wrong with the launch fails here, before any work.
+  config = _model_config(model_dir, initial_checkpoint_path)
+  check_fits_model(train_input, config.vocab_size)
   mesh = mesh_config.make_mesh()
   rules = mesh_config.axis_rules()
   partitioning.check_batch_size(train_input.batch_size, mesh, rules)
-  # Built before the model: an unknown mixture fails here, in seconds.
   data = DataIterator(train_input, jax.process_index(), jax.process_count())
+  os.makedirs(model_dir, exist_ok=True)
   checkpointer = None
   try:
-    model = network.T5(T5Config())
+    model = network.T5(config)
     tx = optimizer(learning_rate_schedule=learning_rate_schedule)
     shardings = train_state.state_shardings(mesh, rules, model, tx)
     checkpointer = checkpoints.Checkpointer(model_dir, checkpoint_config)
-    if checkpointer.latest_step() is None:
+    model_setup.write_run_config(model_dir, config)
+    if checkpointer.latest_step() is None and initial_checkpoint_path:
+      params = model_setup.load_initial_params(initial_checkpoint_path, config,
+                                               shardings.params)
+      state = train_state.from_params(params, tx, shardings)
+    elif checkpointer.latest_step() is None:
       state = train_state.create(model, tx, jax.random.key(seed), shardings)
     else:
       target = checkpoints.abstract_like(train_state.abstract_state(model, tx), shardings)
@@ -150,33 +143,42 @@ def train(model_dir: str = gin.REQUIRED, *,
   return state
 
 
+def _model_config(model_dir: str, initial_checkpoint_path: str | None) -> T5Config:
+  """gin's T5Config, reconciled with the config MODEL_DIR's run started with (when
+  resuming) or with the initial checkpoint's."""
+  recorded = model_setup.read_run_config(model_dir)
+  if recorded is not None:
+    base = recorded
+    source = f"{os.path.join(model_dir, model_setup.RUN_CONFIG_FILE)} (this run's model)"
+  elif initial_checkpoint_path:
+    base = model_setup.initial_config(initial_checkpoint_path)
+    source = f"INITIAL_CHECKPOINT_PATH={initial_checkpoint_path!r}"
+  else:
+    base, source = None, ""
+  return model_setup.reconcile(T5Config(), model_setup.gin_bound_fields(), base, source)
+
+
 def _run_loop(state, step, train_steps, step_fn, data, checkpointer, mesh, rules, *,
               dropout_rng, model_dir, log_every):
   """Steps, metrics, checkpoints; returns at train_steps or after a SIGTERM save."""
   batch_sharding = partitioning.batch_sharding(mesh, rules)
-  progress = _Progress(log_every, step)
+  reporter = reporting.Reporter(model_dir, step, train_steps, log_every)
   last_saved = step
-  writer = (open(os.path.join(model_dir, METRICS_FILE), "a")
-            if jax.process_index() == 0 else None)
   try:
     with _handle_sigterm() as stop:
-      while step < train_steps and not stop.requested:
+      while step < train_steps and not _stop_agreed(stop.requested):
         batch = partitioning.make_global_batch(next(data), mesh, batch_sharding)
         state, metrics = step_fn(state, batch, dropout_rng)
         step += 1
         metrics = _scalars(jax.device_get(metrics))
         trainer.check_finite(metrics, step)  # before saving: the last save stays good
-        if writer is not None:
-          writer.write(json.dumps({"step": step, **metrics}) + "\n")
-          writer.flush()
-        progress.update(step, metrics)
+        reporter.update(step, metrics)
         if checkpointer.save(step, state, data.state()):
           last_saved = step
-      if stop.requested:
+      if step < train_steps:
         print(f"stopping at step {step} on SIGTERM", flush=True)
       if step != last_saved:
         checkpointer.save(step, state, data.state(), force=True)
   finally:
-    if writer is not None:
-      writer.close()
+    reporter.close()
   return state

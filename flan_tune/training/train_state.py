@@ -70,6 +70,16 @@ def create(model: network.T5, optimizer: optax.GradientTransformation, rng: jax.
   return jax.jit(init, out_shardings=shardings)(rng)
 
 
+def from_params(params: PyTree, optimizer: optax.GradientTransformation,
+                shardings: TrainState) -> TrainState:
+  """Step 0 from given (already placed) params, e.g. an initial checkpoint's; the optimizer
+  state is initialised directly into its shardings."""
+  def init(params):
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                      opt_state=optimizer.init(params))
+  return jax.jit(init, out_shardings=shardings, donate_argnums=0)(params)
+
+
 def _path_key(entry) -> str:
   return str(getattr(entry, "key", getattr(entry, "name", getattr(entry, "idx", entry))))
 

@@ -1,0 +1,136 @@
+"""Which model a run trains, and which weights it starts from.
+
+The architecture comes from, in order: MODEL_DIR/config.json (written when the run
+started, so a resumed run cannot silently change shape), the initial checkpoint, or the
+gin-bound T5Config. Gin may still set the execution knobs (dropout, dtype, remat,
+scanned layers) and may repeat architecture values, but a gin binding that contradicts
+the checkpoint's architecture is an error rather than a silent choice of one of them.
+
+INITIAL_CHECKPOINT_PATH may be a flan-tune model directory (`flan-tune import-hf` writes
+one), a transformers T5 directory (config.json + *.safetensors), or another training
+run: its MODEL_DIR (latest complete step) or one `checkpoints/<step>` directory. From a
+run only the params are read, never its optimizer state or data position.
+"""
+
+import dataclasses
+import json
+import logging
+import os
+import pathlib
+from typing import Any
+
+import gin
+import jax
+import numpy as np
+
+from flan_tune.errors import ModelConfigError
+from flan_tune.model import checkpoint, network
+from flan_tune.model.config import T5Config
+from flan_tune.training import checkpoints
+
+RUN_CONFIG_FILE = checkpoint.CONFIG_FILE  # MODEL_DIR/config.json, as in a model directory
+
+PyTree = Any
+
+
+def gin_bound_fields() -> set[str]:
+  """The T5Config fields the gin files or --gin flags bind."""
+  bound = set()
+  for field in dataclasses.fields(T5Config):
+    try:
+      gin.query_parameter(f"T5Config.{field.name}")
+    except ValueError:
+      continue
+    bound.add(field.name)
+  return bound
+
+
+def reconcile(gin_config: T5Config, bound: set[str], base: T5Config | None,
+              source: str) -> T5Config:
+  """`base`'s architecture with gin's execution knobs; gin's own config without a base.
+
+  `source` names where `base` came from, for the error when a bound field disagrees."""
+  if base is None:
+    return gin_config
+  conflicts = {name: values for name, values in
+               gin_config.architecture_differences(base).items() if name in bound}
+  if conflicts:
+    listed = "; ".join(f"T5Config.{name}={ours!r} in gin but {theirs!r} in {source}"
+                       for name, (ours, theirs) in sorted(conflicts.items()))
+    raise ModelConfigError(f"the model gin contradicts {source}: {listed}. Remove the "
+                           "binding or use the matching model gin.")
+  return base.with_execution_of(gin_config)
+
+
+def read_run_config(model_dir: str | os.PathLike) -> T5Config | None:
+  """The config MODEL_DIR's run started with, or None for a new directory."""
+  path = pathlib.Path(model_dir) / RUN_CONFIG_FILE
+  if not path.is_file():
+    return None
+  try:
+    return T5Config(**json.loads(path.read_text()))
+  except (json.JSONDecodeError, TypeError) as e:
+    raise ModelConfigError(f"{path}: not a T5Config ({e}); was MODEL_DIR written by another "
+                           "tool?") from None
+
+
+def write_run_config(model_dir: str | os.PathLike, config: T5Config) -> None:
+  """Records the config (process 0 only), for resuming and for evaluating checkpoints."""
+  if jax.process_index() == 0:
+    path = pathlib.Path(model_dir) / RUN_CONFIG_FILE
+    path.write_text(json.dumps(dataclasses.asdict(config), indent=2))
+
+
+def _run_directory(path: pathlib.Path) -> pathlib.Path | None:
+  """The training run a path points into (its MODEL_DIR, checkpoints/ or one step)."""
+  if path.name.isdigit() and path.parent.name == "checkpoints":
+    path = path.parent.parent
+  elif path.name == "checkpoints":
+    path = path.parent
+  return path if (path / "checkpoints").is_dir() else None
+
+
+def initial_config(path: str | os.PathLike) -> T5Config:
+  """The architecture of an initial checkpoint, read without loading its weights."""
+  path = pathlib.Path(path)
+  if not path.exists():
+    _fail(f"{path}: no such file or directory")
+  run = _run_directory(path)
+  if run is not None:
+    return read_run_config(run) or _fail(f"{run / RUN_CONFIG_FILE}: file not found")
+  if (path / checkpoint.PARAMS_DIR).is_dir() and (path / checkpoint.CONFIG_FILE).is_file():
+    return read_run_config(path)
+  if (path / "config.json").is_file() and any(path.glob("*.safetensors")):
+    return T5Config.from_hf_config(json.loads((path / "config.json").read_text()))
+  _fail(f"{path}: not a flan-tune model directory (config.json + params/), a transformers "
+        "T5 directory (config.json + *.safetensors) or a training run (config.json + "
+        "checkpoints/)")
+
+
+def _fail(problem: str):
+  raise ModelConfigError(f"train.initial_checkpoint_path: {problem}")
+
+
+def load_initial_params(path: str | os.PathLike, config: T5Config,
+                        shardings: PyTree) -> PyTree:
+  """The checkpoint's params in `config`'s layout, placed by `shardings`.
+
+  Every process reads the whole checkpoint on the host and hands JAX only the pieces its
+  devices hold, so this works unchanged on many hosts."""
+  path = pathlib.Path(path)
+  saved = initial_config(path)
+  if _run_directory(path) is not None:
+    step = checkpoints.complete_step_directory(path)
+    abstract = network.unbox(network.abstract_variables(network.T5(saved)))["params"]
+    _, params = checkpoint.convert_layout(
+        saved, checkpoints.restore_params(step, abstract), config)
+    logging.info("initial weights: params of %s", step)
+  else:
+    _, params = checkpoint.load_pretrained(path, layout=config)
+    logging.info("initial weights: %s", path)
+
+  def place(array, sharding):
+    array = np.asarray(array, np.float32)
+    return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])
+
+  return jax.tree.map(place, params, shardings)
