@@ -1,7 +1,6 @@
 """The `flan-tune` command line: one subcommand per stage of the system."""
 
 import argparse
-import importlib
 import os
 import sys
 import textwrap
@@ -27,12 +26,9 @@ def parse_lengths(text: str) -> dict:
 
 
 def import_task_modules(modules: Sequence[str]) -> None:
-  """Importing a collection registers its tasks and mixtures."""
-  for module in modules:
-    try:
-      importlib.import_module(module)
-    except ModuleNotFoundError as e:
-      raise FlanTuneError(f"cannot import task module {module!r}: {e}") from None
+  from flan_tune.tasks import registry
+
+  registry.import_modules(modules)
 
 
 def _text(value) -> str:
@@ -240,7 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
   train.add_argument("--gin_file", action="append", default=[],
                      help="gin file, searched also under the repository's gin/ (repeatable)")
   train.add_argument("--module", action="append", default=None,
-                     help="module that registers tasks (repeatable; default: tasks)")
+                     help="module or .py file that registers tasks (repeatable; default: "
+                          "tasks); gin can also name one: TrainInput.mixture_or_task_module")
   hosts = train.add_argument_group(
       "multi-process jobs", "every process runs the same command with its own --process_id")
   hosts.add_argument("--coordinator_address", help="HOST:PORT of process 0's coordinator")

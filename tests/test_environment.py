@@ -5,6 +5,8 @@ import importlib.metadata
 import subprocess
 import sys
 
+import pytest
+
 
 def test_pip_check_is_clean():
   result = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True)
@@ -27,3 +29,11 @@ def test_t5_uses_the_stable_seqio_and_tfds():
   assert "seqio" in requirements and "tensorflow-datasets" in requirements
   installed = {d.metadata["Name"].lower() for d in importlib.metadata.distributions()}
   assert not installed & {"seqio-nightly", "tfds-nightly"}
+
+
+@pytest.mark.xdist_group("environment")
+def test_xdist_groups_keep_their_tests_on_one_worker(request):
+  """`make test` relies on --dist loadgroup (the subprocess-heavy modules share one
+  worker each); pytest 9.2 with pytest-xdist 3.8 silently drops the groups."""
+  if request.config.getoption("dist", "no") == "loadgroup":
+    assert request.node.nodeid.endswith("@environment")

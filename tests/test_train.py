@@ -110,6 +110,7 @@ def test_resume_continues_exactly(runs, initial, name):
   assert checkpoint_steps(dirs[name])[-1] == STEPS
 
 
+@pytest.mark.xdist_group("flan_offline")  # a group of its own, beside the runs above
 def test_loss_falls_on_flan_offline(initial, tmp_path):
   """The whole offline mixture (177 members). Unshuffled, because filling 177 shuffle
   buffers costs a minute that tells nothing here (tools/bench_pipeline.py measures it)."""
@@ -230,3 +231,62 @@ def test_resuming_with_another_architecture_is_a_clear_error(runs, capsys):
   err = cli_error(argv, capsys)
   assert f"T5Config.d_ff=64 in gin but 48 in {dirs['a']}/config.json (this run's model)" in err
   assert "num_heads" not in err  # bindings that match are fine
+
+
+# --- user task files and vocabularies ---------------------------------------------------
+
+USER_TASKS = '''
+from flan_tune.tasks import JsonlSource, Template, register_task
+
+register_task(
+    name="{name}",
+    source=JsonlSource({{"train": "{data}"}}, fields={{"text": "text", "label": "label"}}),
+    templates=[Template("{{text}} Is it good? {{options_}}", "{{label}}")],
+    options=["yes", "no"], cluster="sentiment", collection="user")
+'''
+
+
+@pytest.fixture
+def user_task_file(tmp_path, unique):
+  """A user's task file, as README's "Registering a task" writes one (byte vocabulary)."""
+  from conftest import write_jsonl
+
+  data = write_jsonl(tmp_path / "train.jsonl", [
+      {"text": f"film {i} was {'great' if i % 2 else 'dull'}", "label": "yes" if i % 2 else "no"}
+      for i in range(40)])
+  path = tmp_path / "my_tasks.py"
+  path.write_text(USER_TASKS.format(name=f"{unique}_films", data=data))
+  return path, f"{unique}_films_zs_opt"
+
+
+def test_a_task_file_named_in_gin_registers_and_trains(user_task_file, initial, tmp_path,
+                                                       clean_gin):
+  path, task = user_task_file
+  state = train(str(tmp_path / "run"), train_steps=2, initial_checkpoint_path=str(initial[0]),
+                learning_rate_schedule=optimizers.constant_schedule(1e-3),
+                train_input=TrainInput(mixture_or_task_name=task, batch_size=2,
+                                       mixture_or_task_module=str(path),
+                                       task_feature_lengths={"inputs": 64, "targets": 8}))
+  assert int(state.step) == 2
+  assert [row["step"] for row in metrics(tmp_path / "run")] == [1, 2]
+
+
+def test_a_checkpoint_vocabulary_the_task_does_not_use_is_a_clear_error(
+    user_task_file, initial, tmp_path, capsys):
+  """The checkpoint ships the offline SentencePiece model: the offline tasks pass the
+  check, a byte-level user task is refused before any work."""
+  from flan_tune.model import checkpoint
+
+  path, task = user_task_file
+  with_vocabulary = tmp_path / "with_vocabulary"
+  checkpoint.save_model(with_vocabulary, TINY, initial[1],
+                        vocabulary_file=tasks.offline.vocabulary.MODEL_PATH)
+  offline = train_args(tmp_path / "offline", 0, with_vocabulary)[3:]
+  gin.clear_config()
+  assert cli.main(offline) == 0
+  user = train_args(tmp_path / "user", 3, with_vocabulary,
+                    f"--gin.MIXTURE_OR_TASK_NAME='{task}'",
+                    f"--gin.MIXTURE_OR_TASK_MODULE='{path}'")[3:]
+  err = cli_error(user, capsys)
+  assert "tokenizes with ByteVocabulary, not with" in err and "spiece.model" in err
+  assert not (tmp_path / "user").exists()

@@ -6,7 +6,11 @@ import time with the task and template named, not as a wrong example mid-trainin
 """
 
 import dataclasses
+import importlib
+import importlib.util
+import pathlib
 import re
+import sys
 from typing import Dict, List, Optional, Sequence
 
 import seqio
@@ -35,6 +39,32 @@ class Variant:
 
 
 _VARIANTS: Dict[str, Variant] = {}
+
+
+def import_modules(modules: Sequence[str]) -> None:
+  """Imports task collections so that they register: dotted module names (`tasks`,
+  `my_project.tasks`) or paths of Python files (`./my_tasks.py`), each once."""
+  for module in modules:
+    if not module.endswith(".py"):
+      try:
+        importlib.import_module(module)
+      except ModuleNotFoundError as e:
+        raise RegistrationError(f"cannot import task module {module!r}: {e}") from None
+      continue
+    path = pathlib.Path(module).resolve()
+    name = "flan_tune_task_file_" + re.sub(r"\W", "_", str(path))
+    if name in sys.modules:
+      continue
+    if not path.is_file():
+      raise RegistrationError(f"task module file {module}: not found")
+    spec = importlib.util.spec_from_file_location(name, path)
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[name] = loaded
+    try:
+      spec.loader.exec_module(loaded)
+    except BaseException:
+      del sys.modules[name]  # a fixed file may be imported again
+      raise
 
 
 def register_task(task: Optional[InstructionTask] = None, **kwargs) -> List[str]:

@@ -26,6 +26,7 @@ import seqio
 import tensorflow as tf
 
 from flan_tune.errors import CheckpointError, MixtureError, PartitioningError
+from flan_tune.tasks import registry, vocabularies
 
 STATE_VERSION = 1
 
@@ -35,6 +36,10 @@ STATE_VERSION = 1
 class TrainInput:
   """What to read and how; `batch_size` is global (all hosts together). `num_shards`
   None means one shard per process."""
+
+  def __post_init__(self):
+    if self.mixture_or_task_module:
+      registry.import_modules([self.mixture_or_task_module])
 
   mixture_or_task_name: str = "flan_offline"
   task_feature_lengths: Mapping[str, int] = dataclasses.field(
@@ -46,6 +51,8 @@ class TrainInput:
   shuffle: bool = True
   use_cached: bool = False
   num_shards: int | None = None
+  # A module or .py file that registers the task (T5X's MIXTURE_OR_TASK_MODULE).
+  mixture_or_task_module: str | None = None
 
   def shards(self, process_count: int) -> int:
     return process_count if self.num_shards is None else self.num_shards
@@ -71,9 +78,11 @@ def _provider(name: str) -> seqio.DatasetProviderBase:
   return seqio.get_mixture_or_task(name)
 
 
-def check_fits_model(cfg: TrainInput, vocab_size: int) -> None:
-  """Refuses, before any data is read, lengths the encoder-decoder cannot take and
-  vocabularies whose ids the model's embedding cannot hold."""
+def check_fits_model(cfg: TrainInput, vocab_size: int,
+                     vocabulary_file: str | None = None) -> None:
+  """Refuses, before any data is read, lengths the encoder-decoder cannot take,
+  vocabularies whose ids the model's embedding cannot hold and, given the SentencePiece
+  file a checkpoint was trained with, a task that tokenizes differently."""
   lengths = dict(cfg.task_feature_lengths)
   if set(lengths) != {"inputs", "targets"}:
     raise MixtureError(f"TrainInput.task_feature_lengths={lengths!r}: an encoder-decoder "
@@ -93,6 +102,15 @@ def check_fits_model(cfg: TrainInput, vocab_size: int) -> None:
           f"{cfg.mixture_or_task_name!r}: the {name!r} vocabulary has {size} ids but the "
           f"model's T5Config.vocab_size is {vocab_size}; use a model gin whose vocab_size is "
           f">= {size} (e.g. models/offline_demo.gin for the offline collection)")
+    vocabulary = features[name].vocabulary
+    if vocabulary_file and not vocabularies.matches_sentencepiece_file(vocabulary,
+                                                                       vocabulary_file):
+      raise MixtureError(
+          f"{cfg.mixture_or_task_name!r}: the {name!r} feature tokenizes with "
+          f"{type(vocabulary).__name__}, not with {vocabulary_file}, the vocabulary the "
+          "initial checkpoint was trained with; register the task with vocabulary="
+          "seqio.SentencePieceVocabulary(<that file>) (flan_tune.model.hf."
+          "vocabulary_from_hf(<checkpoint dir>) for a transformers checkpoint)")
 
 
 def local_batch_size(cfg: TrainInput, process_count: int) -> int:

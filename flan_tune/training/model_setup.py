@@ -111,6 +111,15 @@ def _fail(problem: str):
   raise ModelConfigError(f"train.initial_checkpoint_path: {problem}")
 
 
+def initial_vocabulary_file(path: str | os.PathLike | None) -> str | None:
+  """The SentencePiece model a flan-tune or transformers checkpoint ships (spiece.model),
+  which the run's tasks must tokenize with; None when there is none to compare."""
+  if not path or _run_directory(pathlib.Path(path)) is not None:
+    return None
+  found = checkpoint.vocabulary_file(path)
+  return str(found) if found else None
+
+
 def load_initial_params(path: str | os.PathLike, config: T5Config,
                         shardings: PyTree) -> PyTree:
   """The checkpoint's params in `config`'s layout, placed by `shardings`.

@@ -102,7 +102,8 @@ def train(model_dir: str = gin.REQUIRED, *,
 
   # Everything that can be wrong with the launch fails here, before any work.
   config = _model_config(model_dir, initial_checkpoint_path)
-  check_fits_model(train_input, config.vocab_size)
+  check_fits_model(train_input, config.vocab_size,
+                   model_setup.initial_vocabulary_file(initial_checkpoint_path))
   mesh = mesh_config.make_mesh()
   rules = mesh_config.axis_rules()
   partitioning.check_batch_size(train_input.batch_size, mesh, rules)
