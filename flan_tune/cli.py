@@ -246,6 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
   hosts.add_argument("--distributed", action="store_true",
                      help="join the job the cluster describes (TPU pods, SLURM, MPI)")
   train.set_defaults(run=train_command)
+  from flan_tune.evaluation import compare as compare_lib  # light: numpy, no TensorFlow
+
+  compare = commands.add_parser(
+      "compare", help="per-task comparison table of evaluation results against a baseline")
+  compare_lib.add_arguments(compare)
+  compare.set_defaults(run=compare_lib.run)
   return parser
 
 

@@ -58,7 +58,7 @@ def test_run_writes_metrics_checkpoints_and_tensorboard(runs):
   assert code == 0, output[-3000:]
   rows = metrics(dirs["a"])
   assert [row["step"] for row in rows] == list(range(1, STEPS + 1))
-  assert all(row["loss"] > 0 and row["learning_rate"] == pytest.approx(1e-3) for row in rows)
+  assert all(row["loss"] > 0 and row["learning_rate"] == pytest.approx(5e-4) for row in rows)
   assert {"accuracy", "grad_norm", "z_loss", "num_tokens"} <= rows[0].keys()
   assert checkpoint_steps(dirs["a"])[-1] == STEPS
   assert set(checkpoint_steps(dirs["a"])) <= set(range(2, STEPS + 1, 2))
