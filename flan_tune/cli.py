@@ -200,6 +200,19 @@ def train_command(args) -> int:
   return 0
 
 
+def eval_command(args) -> int:
+  from flan_tune.evaluation import evaluate as evaluate_lib  # registers its configurables
+
+  import_task_modules(args.module)
+  if not args.gin_file:
+    raise FlanTuneError("no --gin_file given; e.g. --gin_file=runs/eval.gin "
+                        "--gin.CHECKPOINT_PATH=\"'/tmp/run'\" "
+                        "--gin.EVAL_OUTPUT_DIR=\"'/tmp/run/eval'\"")
+  parse_gin(args.gin_file, args.gin_bindings)
+  evaluate_lib.evaluate()
+  return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="flan-tune", description=__doc__)
   commands = parser.add_subparsers(dest="command", required=True)
@@ -246,6 +259,15 @@ def build_parser() -> argparse.ArgumentParser:
   hosts.add_argument("--distributed", action="store_true",
                      help="join the job the cluster describes (TPU pods, SLURM, MPI)")
   train.set_defaults(run=train_command)
+  evaluate = commands.add_parser(
+      "eval", help="evaluate a checkpoint on an evaluation mixture (gin: runs/eval.gin)",
+      description="Evaluates as the gin files configure it; --gin.KEY=VALUE binds after "
+                  "every file, e.g. --gin.CHECKPOINT_PATH=\"'/tmp/run'\".")
+  evaluate.add_argument("--gin_file", action="append", default=[],
+                        help="gin file, searched also under the repository's gin/ (repeatable)")
+  evaluate.add_argument("--module", action="append", default=None,
+                        help="module or .py file that registers tasks (default: tasks)")
+  evaluate.set_defaults(run=eval_command)
   from flan_tune.evaluation import compare as compare_lib  # light: numpy, no TensorFlow
 
   compare = commands.add_parser(
@@ -260,8 +282,8 @@ def main(argv: Optional[List[str]] = None) -> int:
   argv, gin_bindings = split_gin_flags(sys.argv[1:] if argv is None else argv)
   parser = build_parser()
   args = parser.parse_args(argv)
-  if gin_bindings and args.command != "train":
-    parser.error(f"{GIN_FLAG}KEY=VALUE flags are for `flan-tune train` only")
+  if gin_bindings and args.command not in ("train", "eval"):
+    parser.error(f"{GIN_FLAG}KEY=VALUE flags are for `flan-tune train` and `eval` only")
   args.gin_bindings = gin_bindings
   if getattr(args, "module", None) is None:
     args.module = list(DEFAULT_MODULES)

@@ -14,7 +14,7 @@ from flan_tune.tasks.templates import PromptStyle
 
 # Features that ride along with every rendered example so evaluation can aggregate.
 METADATA_FEATURES = ("task", "collection", "cluster", "template_type", "template_index",
-                     "num_exemplars")
+                     "num_exemplars", "num_options")
 _PROBE_EXAMPLES = 4
 
 
@@ -97,8 +97,9 @@ class RenderPrompts:
              "num_exemplars": num_exemplars}
       for value in out.values():
         value.set_shape([])
+      choices.set_shape([None])
+      out["num_options"] = tf.size(choices, out_type=tf.int32)  # evaluation's chance level
       if self.with_choices:
-        choices.set_shape([None])
         out["choices"] = choices
       out.update({k: tf.constant(v) for k, v in constants.items()})
       return out

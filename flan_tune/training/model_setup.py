@@ -90,25 +90,27 @@ def _run_directory(path: pathlib.Path) -> pathlib.Path | None:
   return path if (path / "checkpoints").is_dir() else None
 
 
-def initial_config(path: str | os.PathLike) -> T5Config:
-  """The architecture of an initial checkpoint, read without loading its weights."""
+def initial_config(path: str | os.PathLike,
+                   binding: str = "train.initial_checkpoint_path") -> T5Config:
+  """The architecture of a checkpoint, read without loading its weights; errors name
+  `binding`, the gin parameter that gave the path."""
   path = pathlib.Path(path)
+
+  def fail(problem: str):
+    raise ModelConfigError(f"{binding}: {problem}")
+
   if not path.exists():
-    _fail(f"{path}: no such file or directory")
+    fail(f"{path}: no such file or directory")
   run = _run_directory(path)
   if run is not None:
-    return read_run_config(run) or _fail(f"{run / RUN_CONFIG_FILE}: file not found")
+    return read_run_config(run) or fail(f"{run / RUN_CONFIG_FILE}: file not found")
   if (path / checkpoint.PARAMS_DIR).is_dir() and (path / checkpoint.CONFIG_FILE).is_file():
     return read_run_config(path)
   if (path / "config.json").is_file() and any(path.glob("*.safetensors")):
     return T5Config.from_hf_config(json.loads((path / "config.json").read_text()))
-  _fail(f"{path}: not a flan-tune model directory (config.json + params/), a transformers "
+  fail(f"{path}: not a flan-tune model directory (config.json + params/), a transformers "
         "T5 directory (config.json + *.safetensors) or a training run (config.json + "
         "checkpoints/)")
-
-
-def _fail(problem: str):
-  raise ModelConfigError(f"train.initial_checkpoint_path: {problem}")
 
 
 def initial_vocabulary_file(path: str | os.PathLike | None) -> str | None:
@@ -120,12 +122,8 @@ def initial_vocabulary_file(path: str | os.PathLike | None) -> str | None:
   return str(found) if found else None
 
 
-def load_initial_params(path: str | os.PathLike, config: T5Config,
-                        shardings: PyTree) -> PyTree:
-  """The checkpoint's params in `config`'s layout, placed by `shardings`.
-
-  Every process reads the whole checkpoint on the host and hands JAX only the pieces its
-  devices hold, so this works unchanged on many hosts."""
+def load_params(path: str | os.PathLike, config: T5Config) -> PyTree:
+  """Any initial checkpoint's params as host arrays in `config`'s layer layout."""
   path = pathlib.Path(path)
   saved = initial_config(path)
   if _run_directory(path) is not None:
@@ -133,13 +131,36 @@ def load_initial_params(path: str | os.PathLike, config: T5Config,
     abstract = network.unbox(network.abstract_variables(network.T5(saved)))["params"]
     _, params = checkpoint.convert_layout(
         saved, checkpoints.restore_params(step, abstract), config)
-    logging.info("initial weights: params of %s", step)
+    logging.info("weights: params of %s", step)
   else:
     _, params = checkpoint.load_pretrained(path, layout=config)
-    logging.info("initial weights: %s", path)
+    logging.info("weights: %s", path)
+  return params
+
+
+def load_initial_params(path: str | os.PathLike, config: T5Config,
+                        shardings: PyTree) -> PyTree:
+  """The checkpoint's params in `config`'s layout, placed by `shardings`.
+
+  Every process reads the whole checkpoint on the host and hands JAX only the pieces its
+  devices hold, so this works unchanged on many hosts."""
+  params = load_params(path, config)
 
   def place(array, sharding):
     array = np.asarray(array, np.float32)
     return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])
 
   return jax.tree.map(place, params, shardings)
+
+
+def trained_on(path: str | os.PathLike) -> str | None:
+  """The mixture or task a training run's checkpoint was trained on (from its saved data
+  position); None for model directories, which do not record it."""
+  path = pathlib.Path(path)
+  if _run_directory(path) is None:
+    return None
+  metadata = checkpoints.complete_step_directory(path) / checkpoints.DATA / "metadata"
+  try:
+    return json.loads(metadata.read_text()).get("mixture_or_task_name")
+  except (OSError, json.JSONDecodeError):
+    return None

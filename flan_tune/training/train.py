@@ -27,6 +27,8 @@ import optax
 from jax.experimental import multihost_utils
 
 from flan_tune.errors import FlanTuneError
+from flan_tune.evaluation import evaluate as evaluate_lib
+from flan_tune.evaluation.evaluator import EvalConfig, Evaluator
 from flan_tune.model import network
 from flan_tune.model.config import T5Config
 from flan_tune.training import (checkpoints, model_setup, optimizers, partitioning,
@@ -61,6 +63,9 @@ def _handle_sigterm() -> Iterator[_StopRequest]:
     signal.signal(signal.SIGTERM, previous)
 
 
+EVAL_DIR = "eval"
+
+
 def _scalars(metrics) -> dict[str, float]:
   return {name: float(np.asarray(value)) for name, value in metrics.items()}
 
@@ -86,14 +91,18 @@ def train(model_dir: str = gin.REQUIRED, *,
           num_microbatches: int = 1,
           z_loss: float = 1e-4,
           loss_normalization: str = "tokens",
-          log_every: int = 10) -> train_state.TrainState:
+          log_every: int = 10,
+          eval_config: EvalConfig | None = None,
+          eval_every: int = 0) -> train_state.TrainState:
   """Trains until the state has `train_steps` updates; returns the final state.
 
   `optimizer` is a factory taking `learning_rate_schedule` (gin: `@adafactor`, not
   `@adafactor()`), so the step can report the rate each update used. The configs left
   as None are built from their gin bindings (TrainInput.*, MeshConfig.*, ...).
   `initial_checkpoint_path` (a flan-tune model or a transformers T5 directory) gives the
-  architecture and the first weights of a new run; a resumed run ignores it."""
+  architecture and the first weights of a new run; a resumed run ignores it.
+  With `eval_every` > 0, `eval_config`'s mixture is evaluated every `eval_every` steps and
+  at the end, into MODEL_DIR/eval (flan_tune.evaluation)."""
   if train_steps < 0:
     raise FlanTuneError(f"train.train_steps={train_steps} must be >= 0")
   train_input = train_input or TrainInput()
@@ -133,9 +142,12 @@ def train(model_dir: str = gin.REQUIRED, *,
                                 num_microbatches=num_microbatches,
                                 learning_rate_schedule=learning_rate_schedule),
         mesh, rules, shardings, partitioning.batch_sharding(mesh, rules))
+    evaluate = (_evaluation(model, eval_config or EvalConfig(), model_dir,
+                            train_input.mixture_or_task_name, eval_every)
+                if eval_every > 0 else None)
     state = _run_loop(state, step, train_steps, step_fn, data, checkpointer, mesh, rules,
                       dropout_rng=jax.random.fold_in(jax.random.key(seed), 1),
-                      model_dir=model_dir, log_every=log_every)
+                      model_dir=model_dir, log_every=log_every, evaluate=evaluate)
   finally:
     if checkpointer is not None:
       checkpointer.close()  # waits for saves in flight, also when a step failed
@@ -159,8 +171,28 @@ def _model_config(model_dir: str, initial_checkpoint_path: str | None) -> T5Conf
   return model_setup.reconcile(T5Config(), model_setup.gin_bound_fields(), base, source)
 
 
+def _evaluation(model, eval_config: EvalConfig, model_dir: str, trained_on: str,
+                every: int) -> Callable:
+  """`evaluate(step, params, final)`: evaluates on the interval and at the end. The
+  evaluator is built once, so seqio renders and caches the examples once."""
+  evaluator = Evaluator(eval_config, model, os.path.join(model_dir, EVAL_DIR))
+  name = os.path.basename(os.path.normpath(model_dir))
+
+  def evaluate(step: int, params, final: bool) -> None:
+    if step % every and not final:
+      return
+    results = evaluator.evaluate(params, model_name=name, step=step,
+                                 checkpoint=os.path.abspath(model_dir), trained_on=trained_on)
+    evaluate_lib.write_tensorboard(
+        results, os.path.join(model_dir, evaluate_lib.TENSORBOARD_DIR), step)
+    if jax.process_index() == 0:
+      print(evaluate_lib.summary(results), flush=True)
+
+  return evaluate
+
+
 def _run_loop(state, step, train_steps, step_fn, data, checkpointer, mesh, rules, *,
-              dropout_rng, model_dir, log_every):
+              dropout_rng, model_dir, log_every, evaluate=None):
   """Steps, metrics, checkpoints; returns at train_steps or after a SIGTERM save."""
   batch_sharding = partitioning.batch_sharding(mesh, rules)
   reporter = reporting.Reporter(model_dir, step, train_steps, log_every)
@@ -176,6 +208,8 @@ def _run_loop(state, step, train_steps, step_fn, data, checkpointer, mesh, rules
         reporter.update(step, metrics)
         if checkpointer.save(step, state, data.state()):
           last_saved = step
+        if evaluate is not None:  # a save in flight continues in the background
+          evaluate(step, state.params, final=step == train_steps)
       if step < train_steps:
         print(f"stopping at step {step} on SIGTERM", flush=True)
       if step != last_saved:

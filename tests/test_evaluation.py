@@ -1,0 +1,167 @@
+"""Evaluation (flan_tune/evaluation/evaluator.py, evaluate.py): rank classification,
+per-example scores, held-in/held-out marks, and train -> eval -> compare end to end on a
+tiny model and two tiny tasks a user registers from a file."""
+
+import json
+import os
+
+import gin
+import jax
+import numpy as np
+import pytest
+
+import training_runs as runs_lib
+from conftest import write_jsonl
+from flan_tune import cli
+from flan_tune.evaluation import results as results_lib
+from flan_tune.evaluation.evaluator import EvalConfig, Evaluator
+from flan_tune.model import decoding, network
+
+pytestmark = pytest.mark.xdist_group("evaluation")
+
+USER_TASKS = '''
+from flan_tune.mixtures import builder
+from flan_tune.tasks import JsonlSource, Template, metrics, register_task
+
+FILMS = [Template("{{text}} Good or bad? {{options_}}", "{{label}}"),
+         Template("Review: {{text}} Verdict: {{options_}}", "{{label}}")]
+ECHO = [Template("Repeat: {{text}}", "{{label}}"), Template("Say {{text}} again.", "{{label}}")]
+for name, data, options, templates in (("{prefix}_films", "{films}", ["good", "bad"], FILMS),
+                                       ("{prefix}_echo", "{echo}", None, ECHO)):
+  register_task(
+      name=name,
+      source=JsonlSource({{"train": data, "validation": data}},
+                         fields={{"text": "text", "label": "label"}}),
+      templates=templates, options=options, collection="user", metric_fns=[metrics.accuracy],
+      cluster="sentiment" if options else "copying",
+      styles=["zs_opt", "zs_noopt"] if options else ["zs_noopt"])
+builder.register_mixture("{prefix}_train", ["{prefix}_films"])
+builder.register_eval_mixture("{prefix}_eval", ["{prefix}_films", "{prefix}_echo"])
+'''
+
+
+@pytest.fixture(scope="module")
+def user_tasks(tmp_path_factory):
+  """Writes and imports the task file once: a 2-option classification task and a copying
+  task; mixtures PREFIX_train (films only) and PREFIX_eval (both)."""
+  from flan_tune.tasks import registry
+
+  root = tmp_path_factory.mktemp("user_tasks")
+  prefix = f"u{os.getpid()}"
+  films = write_jsonl(root / "films.jsonl", [
+      {"text": f"film {i} was {'fine' if i % 2 else 'dull'}", "label": "good" if i % 2 else "bad"}
+      for i in range(24)])
+  echo = write_jsonl(root / "echo.jsonl", [{"text": f"w{i}", "label": f"w{i}"} for i in range(12)])
+  path = root / "my_tasks.py"
+  path.write_text(USER_TASKS.format(prefix=prefix, films=films, echo=echo))
+  registry.import_modules([str(path)])
+  return path, prefix
+
+
+def random_model(seed=0):
+  model = network.T5(runs_lib.TINY)
+  return model, network.unbox(network.init_variables(model, jax.random.key(seed))["params"])
+
+
+@pytest.fixture(scope="module")
+def evaluated(user_tasks, tmp_path_factory):
+  _, prefix = user_tasks
+  model, params = random_model()
+  evaluator = Evaluator(EvalConfig(mixture_or_task_name=f"{prefix}_eval", batch_size=5,
+                                   task_feature_lengths={"inputs": 32, "targets": 8}),
+                        model, str(tmp_path_factory.mktemp("eval")))
+  results = evaluator.evaluate(params, model_name="random", step=0,
+                               trained_on=f"{prefix}_train")
+  return evaluator, model, params, results
+
+
+def test_rank_classification_picks_the_most_likely_option(evaluated, user_tasks):
+  """Each example's score is 100 exactly when the option with the highest
+  log-likelihood (computed here, option by option) is the correct one."""
+  evaluator, model, params, results = evaluated
+  _, prefix = user_tasks
+  task = results.tasks[f"{prefix}_films_zs_opt_rank"]
+  assert task.scoring and task.primary_metric == "accuracy" and task.chance == 50.0
+  import seqio
+
+  rows = list(seqio.get_mixture_or_task(f"{prefix}_films_zs_opt_rank").get_dataset(
+      {"inputs": 32, "targets": 8}, split="validation", shuffle=False).as_numpy_iterator())
+  assert len(task.example_scores) == len(rows) // 2 == 24
+  for example, pair in enumerate(zip(rows[0::2], rows[1::2])):
+    likelihoods = [float(decoding.score(model, params, {
+        "encoder_input_tokens": np.pad(r["inputs"], (0, 32 - len(r["inputs"])))[None],
+        "decoder_target_tokens": np.pad(r["targets"], (0, 8 - len(r["targets"])))[None]})[0])
+        for r in pair]
+    correct = [bool(r["is_correct"]) for r in pair]
+    assert task.example_scores[example] == (100.0 if correct[int(np.argmax(likelihoods))]
+                                            else 0.0), example
+  assert np.mean(task.example_scores) == pytest.approx(task.score)
+
+
+def test_generation_scores_marks_and_files(evaluated, user_tasks):
+  evaluator, _, _, results = evaluated
+  _, prefix = user_tasks
+  films, echo = results.tasks[f"{prefix}_films_zs_opt"], results.tasks[f"{prefix}_echo_zs_noopt"]
+  assert not films.held_out and echo.held_out  # trained on films only
+  assert films.chance == 50.0 and echo.chance == 0.0
+  for task in (films, echo):
+    assert len(task.example_scores) == len(set(task.example_ids)) == (24 if task is films else 12)
+    assert np.mean(task.example_scores) == pytest.approx(task.score)
+  loaded = results_lib.load(os.path.join(evaluator.output_dir, "results_0.json"))
+  assert loaded.tasks == results.tasks
+  with open(os.path.join(evaluator.output_dir, "predictions_0",
+                         f"{prefix}_echo_zs_noopt.jsonl")) as f:
+    rows = [json.loads(line) for line in f]
+  assert len(rows) == 12 and {"input", "target", "prediction"} <= rows[0].keys()
+
+
+def test_example_ids_do_not_depend_on_the_model(evaluated, user_tasks, tmp_path):
+  evaluator, model, _, results = evaluated
+  _, other = random_model(seed=1)
+  again = evaluator.evaluate(other, model_name="other", step=1)
+  for name, task in results.tasks.items():
+    assert again.tasks[name].example_ids == task.example_ids
+    assert again.tasks[name].held_out  # no training mixture given: everything held out
+
+
+def test_train_eval_compare_end_to_end(user_tasks, tmp_path, capsys):
+  """The user's loop through the CLI: fine-tune a tiny checkpoint on one task (with
+  evaluation during training), evaluate the starting checkpoint as the baseline, and
+  compare: one row per task, the held-out one marked, files written."""
+  path, prefix = user_tasks
+  initial = tmp_path / "t5_tiny"
+  runs_lib.write_initial_checkpoint(initial)
+  lengths = "{'inputs': 32, 'targets': 8}"
+
+  def run(argv):
+    gin.clear_config()
+    try:
+      assert cli.main(argv) == 0, capsys.readouterr().err[-3000:]
+    finally:
+      gin.clear_config()
+
+  run(["train", "--gin_file=runs/finetune.gin", f"--module={path}",
+       f"--gin.INITIAL_CHECKPOINT_PATH='{initial}'", f"--gin.MODEL_DIR='{tmp_path / 'tuned'}'",
+       f"--gin.MIXTURE_OR_TASK_NAME='{prefix}_train'", f"--gin.TASK_FEATURE_LENGTHS={lengths}",
+       "--gin.TRAIN_STEPS=30", "--gin.BATCH_SIZE=8", "--gin.train.log_every=10",
+       "--gin.optimizers.constant_schedule.learning_rate=1e-2",
+       "--gin.train.eval_every=30", "--gin.train.eval_config=@EvalConfig()",
+       f"--gin.EvalConfig.mixture_or_task_name='{prefix}_eval'",
+       f"--gin.EvalConfig.task_feature_lengths={lengths}"])
+  tuned = tmp_path / "tuned" / "eval" / "results_30.json"
+  assert tuned.exists()
+  run(["eval", "--gin_file=runs/eval.gin", f"--module={path}",
+       f"--gin.CHECKPOINT_PATH='{initial}'", f"--gin.EVAL_OUTPUT_DIR='{tmp_path / 'base'}'",
+       "--gin.MODEL_NAME='t5'", f"--gin.MIXTURE_OR_TASK_NAME='{prefix}_eval'",
+       f"--gin.TASK_FEATURE_LENGTHS={lengths}"])
+  capsys.readouterr()
+  run(["compare", str(tmp_path / "base" / "results_final.json"), str(tuned),
+       "--out", str(tmp_path / "comparison")])
+  table = capsys.readouterr().out
+  assert f"{prefix}_films_zs_opt_rank" in table and f"{prefix}_echo_zs_noopt" in table
+  assert f"* {prefix}_echo_zs_noopt" in table  # held out: never trained on
+  assert sorted(os.listdir(tmp_path / "comparison")) == [
+      "comparison.csv", "comparison.json", "comparison.md", "comparison.png"]
+  tuned_results = results_lib.load(tuned)
+  films = tuned_results.tasks[f"{prefix}_films_zs_opt_rank"]
+  assert films.score > 60, "30 steps on the films task should beat chance (50)"
