@@ -6,12 +6,15 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip --disable-pip-version-check
 T5_WHEEL = $$($(BIN)/python tools/repack_t5_wheel.py $(VENV)/wheelhouse)
 INSTALL_INPUTS := pyproject.toml constraints.txt tools/repack_t5_wheel.py
-DEMO_FLAGS ?= --lengths inputs=512,targets=128 --examples 1 --sample 100
+INSPECT_FLAGS ?= --lengths inputs=512,targets=128 --examples 1 --sample 100
 
-.PHONY: demo test venv venv-test constraints bench clean
+.PHONY: demo inspect test venv venv-test constraints bench clean
 
 demo: $(VENV)/.installed
-	$(BIN)/flan-tune inspect flan_offline $(DEMO_FLAGS)
+	$(BIN)/python tools/demo.py --run_dir runs/demo
+
+inspect: $(VENV)/.installed
+	$(BIN)/flan-tune inspect flan_offline $(INSPECT_FLAGS)
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -n 2 --dist loadgroup tests

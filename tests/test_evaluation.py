@@ -165,3 +165,52 @@ def test_train_eval_compare_end_to_end(user_tasks, tmp_path, capsys):
   tuned_results = results_lib.load(tuned)
   films = tuned_results.tasks[f"{prefix}_films_zs_opt_rank"]
   assert films.score > 60, "30 steps on the films task should beat chance (50)"
+
+
+def task_result(cluster, style, held_out, score, chance=0.0):
+  return results_lib.TaskResult(
+      family=f"{cluster}_family", cluster=cluster, style=style, scoring=False,
+      held_out=held_out, primary_metric="accuracy", chance=chance,
+      metrics={"accuracy": score}, example_ids=["a", "b"], example_scores=[score, score])
+
+
+def test_aggregates_by_cluster_style_and_split():
+  results = results_lib.EvalResults(model="m", step=1, split="validation", mixture="x",
+                                    checkpoint="", tasks={
+      "a": task_result("nli", "zs_opt", True, 60.0, chance=50.0),
+      "b": task_result("nli", "zs_noopt", True, 40.0, chance=20.0),
+      "c": task_result("qa", "zs_opt", False, 90.0)})
+  aggregates = results.aggregates()
+  assert aggregates["by_cluster"]["nli"]["score"] == pytest.approx(50.0)
+  # normalized: (60-50)/(100-50) = 20, (40-20)/(100-20) = 25, 90 -> mean of the first two
+  assert aggregates["by_cluster"]["nli"]["normalized"] == pytest.approx(22.5)
+  assert aggregates["by_style"]["zs_opt"]["score"] == pytest.approx(75.0)
+  assert aggregates["by_split"]["held_out"]["tasks"] == 2
+  assert aggregates["by_split"]["held_in"]["score"] == pytest.approx(90.0)
+  assert aggregates["overall"]["normalized"] == pytest.approx((20 + 25 + 90) / 3)
+
+
+def test_a_transformers_checkpoint_evaluates_like_the_same_flan_tune_model(
+    user_tasks, tmp_path, capsys):
+  from flan_tune.model import hf
+
+  path, prefix = user_tasks
+  config, params = runs_lib.TINY, runs_lib.write_initial_checkpoint(tmp_path / "ours")
+  hf.export_hf(config, params, tmp_path / "hf")
+  for name in ("ours", "hf"):
+    gin.clear_config()
+    argv = ["eval", "--gin_file=runs/eval.gin", f"--module={path}",
+            f"--gin.CHECKPOINT_PATH='{tmp_path / name}'",
+            f"--gin.EVAL_OUTPUT_DIR='{tmp_path / name}_eval'",
+            f"--gin.MIXTURE_OR_TASK_NAME='{prefix}_eval'", "--gin.NUM_EXAMPLES=6",
+            "--gin.TASK_FEATURE_LENGTHS={'inputs': 32, 'targets': 8}"]
+    try:
+      assert cli.main(argv) == 0, capsys.readouterr().err[-2000:]
+    finally:
+      gin.clear_config()
+  ours, theirs = (results_lib.load(tmp_path / f"{name}_eval" / "results_final.json")
+                  for name in ("ours", "hf"))
+  assert ours.model == "ours" and theirs.model == "hf"
+  for task, result in ours.tasks.items():
+    assert theirs.tasks[task].example_scores == result.example_scores, task
+    assert theirs.tasks[task].metrics == pytest.approx(result.metrics), task
