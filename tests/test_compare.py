@@ -340,3 +340,19 @@ def test_run_refuses_mismatch_and_intersects_on_request(tmp_path, capsys):
   with pytest.raises(SystemExit):
     parse(paths + ["--bootstrap", "0"])
   assert "positive integer" in capsys.readouterr().err
+
+
+def test_a_corpus_metric_interval_is_centred_on_the_recorded_delta(tmp_path):
+  """BLEU: the recorded (corpus) scores differ from the mean sentence scores; the interval
+  keeps the sentence-level spread around the recorded delta."""
+  sentences = [10.0, 30.0, 20.0, 40.0, 0.0, 20.0]
+  base = dataclasses.replace(task([0.0] * 6, metric="bleu", chance=0.0),
+                             metrics={"bleu": 1.0, "other": 1.0})
+  tuned = dataclasses.replace(task(sentences, metric="bleu", chance=0.0),
+                              metrics={"bleu": 3.0, "other": 1.0})
+  comparison = compare(roundtrip(tmp_path, make("t5", {"mt": base}),
+                                         make("flan", {"mt": tuned})))
+  delta = comparison.rows[0].deltas["flan"]
+  assert delta.value == pytest.approx(2.0)
+  assert delta.low < 2.0 < delta.high
+  assert delta.high - delta.low > 10  # the sentence scores' spread, not a point

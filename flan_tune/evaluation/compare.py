@@ -194,7 +194,9 @@ def compare(results: list[EvalResults], baseline: str | None = None, intersect: 
   """Pairs every model with the baseline task by task and example by example.
 
   A task's score is its recorded primary metric; its interval comes from the per-example
-  scores (identical for accuracy; for corpus-level metrics it is the sentence-level one)."""
+  scores. For corpus-level metrics (BLEU), whose mean of per-example (sentence) scores
+  differs from the recorded value, the interval keeps the per-example spread but is moved
+  to centre on the recorded delta."""
   if num_bootstrap < 1:
     raise FlanTuneError(f"num_bootstrap must be at least 1, got {num_bootstrap}")
   baseline = _check_models(results, baseline)
@@ -214,6 +216,9 @@ def compare(results: list[EvalResults], baseline: str | None = None, intersect: 
              - base_examples for m in others}
     fixed = {m: scores[m] - scores[baseline] for m in others}
     replicates[name] = _resampled_deltas(rng, diffs, fixed, num_bootstrap)
+    for m, diff in diffs.items():  # centre on the recorded delta (corpus metrics: BLEU)
+      if diff.size:
+        replicates[name][m] += fixed[m] - diff.mean()
     rows.append(Row(
         task=name, family=base.family, cluster=base.cluster, style=base.style,
         held=_held(flags), primary_metric=base.primary_metric, chance=float(base.chance),
