@@ -187,15 +187,20 @@ def join_distributed(args) -> None:
                              num_processes=args.num_processes, process_id=args.process_id)
 
 
+def _configure(args, example: str) -> None:
+  """Imports the task modules, then parses the gin files and bindings."""
+  import_task_modules(args.module)
+  if not args.gin_file:
+    raise FlanTuneError(f"no --gin_file given; e.g. {example}")
+  parse_gin(args.gin_file, args.gin_bindings)
+
+
 def train_command(args) -> int:
   from flan_tune.training import train as train_lib  # registers train's configurables
 
   join_distributed(args)
-  import_task_modules(args.module)
-  if not args.gin_file:
-    raise FlanTuneError("no --gin_file given; e.g. --gin_file=models/offline_demo.gin "
-                        "--gin_file=runs/finetune.gin --gin.MODEL_DIR=\"'/tmp/run'\"")
-  parse_gin(args.gin_file, args.gin_bindings)
+  _configure(args, "--gin_file=models/offline_demo.gin --gin_file=runs/pretrain.gin "
+                   "--gin.MODEL_DIR=\"'/tmp/run'\"")
   train_lib.train()
   return 0
 
@@ -203,14 +208,19 @@ def train_command(args) -> int:
 def eval_command(args) -> int:
   from flan_tune.evaluation import evaluate as evaluate_lib  # registers its configurables
 
-  import_task_modules(args.module)
-  if not args.gin_file:
-    raise FlanTuneError("no --gin_file given; e.g. --gin_file=runs/eval.gin "
-                        "--gin.CHECKPOINT_PATH=\"'/tmp/run'\" "
-                        "--gin.EVAL_OUTPUT_DIR=\"'/tmp/run/eval'\"")
-  parse_gin(args.gin_file, args.gin_bindings)
+  _configure(args, "--gin_file=runs/eval.gin --gin.CHECKPOINT_PATH=\"'/tmp/run'\" "
+                   "--gin.EVAL_OUTPUT_DIR=\"'/tmp/run/eval'\"")
   evaluate_lib.evaluate()
   return 0
+
+
+def _add_gin_arguments(parser: argparse.ArgumentParser) -> None:
+  """The flags `train` and `eval` share; their --gin.KEY=VALUE flags bind after the files."""
+  parser.add_argument("--gin_file", action="append", default=[],
+                      help="gin file, searched also under the repository's gin/ (repeatable)")
+  parser.add_argument("--module", action="append", default=None,
+                      help="module or .py file that registers tasks (repeatable; default: "
+                           "tasks); gin can also name one: *.mixture_or_task_module")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -246,11 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
       "train", help="train or fine-tune a T5 as gin configures it (T5X conventions)",
       description="Trains as the gin files configure it; --gin.KEY=VALUE (repeatable, a gin "
                   "literal value) binds after every file, e.g. --gin.train.train_steps=100.")
-  train.add_argument("--gin_file", action="append", default=[],
-                     help="gin file, searched also under the repository's gin/ (repeatable)")
-  train.add_argument("--module", action="append", default=None,
-                     help="module or .py file that registers tasks (repeatable; default: "
-                          "tasks); gin can also name one: TrainInput.mixture_or_task_module")
+  _add_gin_arguments(train)
   hosts = train.add_argument_group(
       "multi-process jobs", "every process runs the same command with its own --process_id")
   hosts.add_argument("--coordinator_address", help="HOST:PORT of process 0's coordinator")
@@ -263,10 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
       "eval", help="evaluate a checkpoint on an evaluation mixture (gin: runs/eval.gin)",
       description="Evaluates as the gin files configure it; --gin.KEY=VALUE binds after "
                   "every file, e.g. --gin.CHECKPOINT_PATH=\"'/tmp/run'\".")
-  evaluate.add_argument("--gin_file", action="append", default=[],
-                        help="gin file, searched also under the repository's gin/ (repeatable)")
-  evaluate.add_argument("--module", action="append", default=None,
-                        help="module or .py file that registers tasks (default: tasks)")
+  _add_gin_arguments(evaluate)
   evaluate.set_defaults(run=eval_command)
   from flan_tune.evaluation import compare as compare_lib  # light: numpy, no TensorFlow
 
