@@ -55,6 +55,10 @@ class EvalConfig:
       registry.import_modules([self.mixture_or_task_module])
     if self.batch_size < 1:
       raise MixtureError(f"EvalConfig.batch_size={self.batch_size} must be >= 1")
+    name = self.mixture_or_task_name
+    if name not in seqio.MixtureRegistry.names() and name not in seqio.TaskRegistry.names():
+      raise MixtureError(f"EvalConfig.mixture_or_task_name={name!r} is not a registered seqio "
+                         "mixture or task; is the module that registers it imported?")
 
 
 class _Collector(seqio.Logger):
@@ -83,9 +87,6 @@ class Evaluator:
     self.output_dir = output_dir
     os.makedirs(output_dir, exist_ok=True)
     name = config.mixture_or_task_name
-    if name not in seqio.MixtureRegistry.names() and name not in seqio.TaskRegistry.names():
-      raise MixtureError(f"EvalConfig.mixture_or_task_name={name!r} is not a registered seqio "
-                         "mixture or task")
     self._seqio = seqio.Evaluator(
         mixture_or_task_name=name,
         feature_converter=seqio.EncDecFeatureConverter(pack=False),

@@ -99,13 +99,16 @@ def train(model_dir: str = gin.REQUIRED, *,
   `optimizer` is a factory taking `learning_rate_schedule` (gin: `@adafactor`, not
   `@adafactor()`), so the step can report the rate each update used. The configs left
   as None are built from their gin bindings (TrainInput.*, MeshConfig.*, ...).
-  `initial_checkpoint_path` (a flan-tune model or a transformers T5 directory) gives the
-  architecture and the first weights of a new run; a resumed run ignores it.
+  `initial_checkpoint_path` (a flan-tune model, a transformers T5 directory or another
+  run) gives the architecture and the first weights of a new run; a resumed run
+  ignores it.
   With `eval_every` > 0, `eval_config`'s mixture is evaluated every `eval_every` steps and
   at the end, into MODEL_DIR/eval (flan_tune.evaluation)."""
   if train_steps < 0:
     raise FlanTuneError(f"train.train_steps={train_steps} must be >= 0")
   train_input = train_input or TrainInput()
+  if eval_every > 0:
+    eval_config = eval_config or EvalConfig()  # checks its mixture now, before any work
   mesh_config = mesh_config or partitioning.MeshConfig()
   checkpoint_config = checkpoint_config or checkpoints.CheckpointConfig()
 
@@ -142,8 +145,8 @@ def train(model_dir: str = gin.REQUIRED, *,
                                 num_microbatches=num_microbatches,
                                 learning_rate_schedule=learning_rate_schedule),
         mesh, rules, shardings, partitioning.batch_sharding(mesh, rules))
-    evaluate = (_evaluation(model, eval_config or EvalConfig(), model_dir,
-                            train_input.mixture_or_task_name, eval_every)
+    evaluate = (_evaluation(model, eval_config, model_dir, train_input.mixture_or_task_name,
+                            eval_every)
                 if eval_every > 0 else None)
     state = _run_loop(state, step, train_steps, step_fn, data, checkpointer, mesh, rules,
                       dropout_rng=jax.random.fold_in(jax.random.key(seed), 1),
