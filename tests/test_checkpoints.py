@@ -139,3 +139,27 @@ def test_config_validation():
     CheckpointConfig(save_interval_steps=0)
   with pytest.raises(CheckpointError, match="max_to_keep=0"):
     CheckpointConfig(max_to_keep=0)
+
+
+def test_a_relative_model_dir_saves_and_restores(tmp_path, monkeypatch):
+  """Orbax refuses relative local paths, and only when it writes; `make demo` passes
+  runs/demo/..., so the checkpointer makes the path absolute."""
+  import jax.numpy as jnp
+
+  from flan_tune.training.checkpoints import Checkpointer
+
+  monkeypatch.chdir(tmp_path)
+  state = {"w": jnp.arange(4.0)}
+  with Checkpointer("runs/relative", CheckpointConfig(async_save=False)) as checkpointer:
+    assert checkpointer.save(1, state, {"batches_consumed": 1}, force=True)
+    checkpointer.wait()
+    restored, data_state = checkpointer.restore({"w": jax_struct(state["w"])})
+  assert (tmp_path / "runs" / "relative" / "checkpoints" / "1").is_dir()
+  assert data_state["batches_consumed"] == 1
+  assert list(restored["w"]) == [0.0, 1.0, 2.0, 3.0]
+
+
+def jax_struct(x):
+  import jax
+
+  return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)

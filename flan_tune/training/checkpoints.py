@@ -15,6 +15,7 @@ Orbax can list, restore or garbage-collect around them (tests simulate both case
 
 import dataclasses
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -55,7 +56,9 @@ class Checkpointer:
   """Saves and restores (train state, data state) under `model_dir/checkpoints`."""
 
   def __init__(self, model_dir: str | epath.Path, config: CheckpointConfig = CheckpointConfig()):
-    self.directory = epath.Path(model_dir) / "checkpoints"
+    # Orbax refuses relative local paths (mid-save, after the first steps): make it absolute.
+    local = "://" not in str(model_dir)
+    self.directory = epath.Path(os.path.abspath(model_dir) if local else model_dir) / "checkpoints"
     self.config = config
     if jax.process_index() == 0:
       set_aside_incomplete_steps(self.directory)
