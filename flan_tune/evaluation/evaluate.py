@@ -35,7 +35,7 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQUIRED
                                  f"checkpoint {checkpoint_path!r}")
   evaluator = Evaluator(eval_config, network.T5(config), output_dir)
   params = jax.device_put(model_setup.load_params(checkpoint_path, config))
-  step = _step_of(checkpoint_path)
+  step = model_setup.checkpoint_step(checkpoint_path)
   results = evaluator.evaluate(
       params, model_name=model_name or _name_of(checkpoint_path), step=step,
       checkpoint=os.path.abspath(checkpoint_path),
@@ -43,15 +43,6 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQUIRED
   write_tensorboard(results, os.path.join(output_dir, TENSORBOARD_DIR), step or 0)
   print(summary(results), flush=True)
   return results
-
-
-def _step_of(path: str) -> int | None:
-  try:
-    from flan_tune.training import checkpoints
-
-    return int(checkpoints.complete_step_directory(path).name)
-  except Exception:  # a model directory: no step
-    return None
 
 
 def _name_of(path: str) -> str:

@@ -30,7 +30,6 @@ import seqio
 from flan_tune.errors import MixtureError
 from flan_tune.evaluation import results as results_lib
 from flan_tune.model import decoding, network
-from flan_tune.mixtures import builder
 from flan_tune.tasks import registry
 
 PRIMARY_METRICS = ("accuracy", "f1", "rougeLsum", "bleu")  # in order of preference
@@ -189,11 +188,8 @@ def _families_of(mixture: str | None) -> set[str]:
   """Instruction families among a training mixture's members."""
   if not mixture:
     return set()
-  try:
-    members = builder.mixture_rates(mixture)
-  except Exception:  # a plain seqio task (e.g. span corruption) has no families
-    members = {mixture: 1.0}
-  return {variant.task.name for name in members if (variant := registry.get_variant(name))}
+  return {variant.task.name for name in _members(mixture)
+          if (variant := registry.get_variant(name))}
 
 
 def _task_result(name: str, collected: Mapping[str, Any], trained: set[str],

@@ -153,14 +153,27 @@ def load_initial_params(path: str | os.PathLike, config: T5Config,
   return jax.tree.map(place, params, shardings)
 
 
+def _step_directory(path: str | os.PathLike):
+  """A training run's complete step directory that `path` names; None for model dirs."""
+  if _run_directory(pathlib.Path(path)) is None:
+    return None
+  return checkpoints.complete_step_directory(path)
+
+
+def checkpoint_step(path: str | os.PathLike) -> int | None:
+  """The step of the run checkpoint `path` names; None for model directories."""
+  step = _step_directory(path)
+  return None if step is None else int(step.name)
+
+
 def trained_on(path: str | os.PathLike) -> str | None:
   """The mixture or task a training run's checkpoint was trained on (from its saved data
   position); None for model directories, which do not record it."""
-  path = pathlib.Path(path)
-  if _run_directory(path) is None:
+  step = _step_directory(path)
+  if step is None:
     return None
-  metadata = checkpoints.complete_step_directory(path) / checkpoints.DATA / "metadata"
   try:
-    return json.loads(metadata.read_text()).get("mixture_or_task_name")
+    return json.loads((step / checkpoints.DATA / "metadata").read_text()).get(
+        "mixture_or_task_name")
   except (OSError, json.JSONDecodeError):
     return None
