@@ -73,11 +73,11 @@ def decode_step(model: T5, params: PyTree, cache: PyTree,
 
 
 def cache_length(cache: PyTree) -> int:
-  """The L the cache was created for (its self-attention buffers are (..., L, heads, d_kv))."""
+  """The L the cache was created for (its self-attention buffers are (..., heads, L, d_kv))."""
   for path, leaf in jax.tree_util.tree_leaves_with_path(cache):
     names = [getattr(entry, "key", None) for entry in path]
     if "self_attention" in names and names[-1] == "cached_key":
-      return leaf.shape[-3]
+      return leaf.shape[-2]
   raise ValueError("not a decoding cache: no self_attention/cached_key in it")
 
 

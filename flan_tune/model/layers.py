@@ -165,11 +165,14 @@ class MultiHeadAttention(nn.Module):
   """T5 attention: no biases, no 1/sqrt(d_kv) scaling (folded into the query init).
 
   `cache` selects autoregressive decoding with a "cache" collection:
-    "self": keys/values are written at `cache_index` into (batch, max_length, heads, d_kv)
+    "self": keys/values are written at `cache_index` into (batch, heads, max_length, d_kv)
       buffers and the queries attend to the whole buffer (the caller's mask hides the
       unwritten slots). The call that creates the buffers only creates them.
     "cross": keys/values of `inputs_kv` (the encoder output) are computed by the call
       that creates the cache and reused afterwards; `inputs_kv` may then be None.
+  Cached keys/values are head-major, the layout the attention dots read: stored
+  (batch, length, heads, d_kv), every decoding step would transpose every layer's whole
+  cache (measured: 85% of a T5.1.1-small greedy step on CPU).
   """
 
   num_heads: int
@@ -188,24 +191,26 @@ class MultiHeadAttention(nn.Module):
     query = projection(kernel_init=query_init, name="query")(inputs_q)
     key_layer = projection(name="key")
     value_layer = projection(name="value")
+    query = nn.with_logical_constraint(query, ("batch", "length", "heads", "kv"))
     if cache == "cross":
       key, value = self._cross_cache(key_layer, value_layer, inputs_kv)
     else:
       key, value = key_layer(inputs_kv), value_layer(inputs_kv)
+      key = nn.with_logical_constraint(key, ("batch", "length", "heads", "kv"))
+      value = nn.with_logical_constraint(value, ("batch", "length", "heads", "kv"))
     if cache == "self":
-      key, value = self._self_cache(key, value, cache_index, max_length)
-    query = nn.with_logical_constraint(query, ("batch", "length", "heads", "kv"))
-    key = nn.with_logical_constraint(key, ("batch", "length", "heads", "kv"))
-    value = nn.with_logical_constraint(value, ("batch", "length", "heads", "kv"))
-
-    logits = jnp.einsum("bqhd,bkhd->bhqk", query, key, preferred_element_type=jnp.float32)
+      key, value = self._self_cache(_head_major(key), _head_major(value), cache_index,
+                                    max_length)
+    # Cached keys/values are (batch, heads, length, d_kv), the others (batch, length, ...).
+    kv = "bhkd" if cache else "bkhd"
+    logits = jnp.einsum(f"bqhd,{kv}->bhqk", query, key, preferred_element_type=jnp.float32)
     if position_bias is not None:
       logits = logits + position_bias.astype(jnp.float32)
     if mask is not None:
       logits = jnp.where(mask, logits, _MASKED_LOGIT)
     weights = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
     weights = nn.Dropout(self.dropout_rate)(weights, deterministic=deterministic)
-    attended = jnp.einsum("bhqk,bkhd->bqhd", weights, value)
+    attended = jnp.einsum(f"bhqk,{kv}->bqhd", weights, value)
     attended = nn.with_logical_constraint(attended, ("batch", "length", "heads", "kv"))
     return DenseGeneral(d_model, axis=(-2, -1), kernel_axes=("joined_kv", "embed"),
                         dtype=self.dtype, name="out")(attended)
@@ -213,18 +218,18 @@ class MultiHeadAttention(nn.Module):
   def _self_cache(self, key: Array, value: Array, cache_index: Array | None,
                   max_length: int | None) -> tuple[Array, Array]:
     initialized = self.has_variable("cache", "cached_key")
-    batch, _, heads, d_kv = key.shape
+    batch, heads, _, d_kv = key.shape
     if not initialized and max_length is None:
       raise ValueError("creating a decoding cache needs max_decode_length")
-    shape = (batch, max_length, heads, d_kv) if not initialized else None
+    shape = (batch, heads, max_length, d_kv) if not initialized else None
     cached_key = self.variable("cache", "cached_key", jnp.zeros, shape, key.dtype)
     cached_value = self.variable("cache", "cached_value", jnp.zeros, shape, value.dtype)
     if not initialized:
       return key, value  # the creating call attends over its own tokens only
-    if max_length is not None and cached_key.value.shape[1] != max_length:
+    if max_length is not None and cached_key.value.shape[2] != max_length:
       raise ValueError(f"max_decode_length {max_length} does not match the cache's length "
-                       f"{cached_key.value.shape[1]}")
-    start = (0, cache_index, 0, 0)
+                       f"{cached_key.value.shape[2]}")
+    start = (0, 0, cache_index, 0)
     cached_key.value = jax.lax.dynamic_update_slice(cached_key.value, key, start)
     cached_value.value = jax.lax.dynamic_update_slice(cached_value.value, value, start)
     return cached_key.value, cached_value.value
@@ -233,9 +238,15 @@ class MultiHeadAttention(nn.Module):
                    inputs_kv: Array | None) -> tuple[Array, Array]:
     if not self.has_variable("cache", "cached_key") and inputs_kv is None:
       raise ValueError("creating a decoding cache needs the encoder output")
-    cached_key = self.variable("cache", "cached_key", lambda: key_layer(inputs_kv))
-    cached_value = self.variable("cache", "cached_value", lambda: value_layer(inputs_kv))
+    cached_key = self.variable("cache", "cached_key", lambda: _head_major(key_layer(inputs_kv)))
+    cached_value = self.variable("cache", "cached_value",
+                                 lambda: _head_major(value_layer(inputs_kv)))
     return cached_key.value, cached_value.value
+
+
+def _head_major(x: Array) -> Array:
+  """(batch, length, heads, d_kv) -> (batch, heads, length, d_kv), the cache layout."""
+  return nn.with_logical_constraint(jnp.swapaxes(x, 1, 2), ("batch", "heads", "length", "kv"))
 
 
 class MlpBlock(nn.Module):
