@@ -214,6 +214,108 @@ def eval_command(args) -> int:
   return 0
 
 
+def _gin_value(key: str, default=None):
+  """A gin binding's value with macros (%BATCH_SIZE) resolved; `default` if unbound."""
+  import gin
+
+  try:
+    value = gin.query_parameter(key)
+  except ValueError:
+    return default
+  while isinstance(value, gin.config.ConfigurableReference) and value.evaluate:
+    value = value.scoped_configurable_fn()
+  return value
+
+
+def _plan_optimizer(name: Optional[str]):
+  """--optimizer, else gin's train.optimizer (its own gin bindings apply), else Adafactor.
+  The schedule does not change the state's shapes."""
+  import gin
+
+  from flan_tune.training import optimizers
+
+  factory = {"adafactor": optimizers.adafactor, "adamw": optimizers.adamw}.get(name)
+  if factory is None:
+    bound = _gin_value("train.optimizer", optimizers.adafactor)
+    factory = (bound.scoped_configurable_fn
+               if isinstance(bound, gin.config.ConfigurableReference) else bound)
+  return factory(learning_rate_schedule=optimizers.constant_schedule())
+
+
+def _plan_setting(given, key: str, flag: str):
+  """A plan flag, else the run gin's binding for it; an error names both when neither."""
+  value = given if given is not None else _gin_value(key)
+  if value is None:
+    raise FlanTuneError(f"no {flag} given and gin binds no {key}")
+  return value
+
+
+def plan_command(args) -> int:
+  import dataclasses
+  import json
+
+  from flan_tune.model.config import T5Config
+  from flan_tune.training import memory_plan, partitioning
+
+  if not args.gin_file:
+    raise FlanTuneError("no --gin_file given; e.g. --gin_file=models/t5_1_1_xxl.gin")
+  parse_gin(args.gin_file, args.gin_bindings)
+  if args.mesh is None:
+    mesh_config = partitioning.MeshConfig()
+    if -1 in (mesh_config.data, mesh_config.model):
+      raise FlanTuneError("no --mesh given (e.g. --mesh=data=64,model=4); gin's MeshConfig "
+                          "leaves an axis to the device count")
+    mesh = {"data": mesh_config.data, "model": mesh_config.model}
+  else:
+    mesh = memory_plan.parse_mesh(args.mesh)
+  lengths = _plan_setting(args.lengths, "TrainInput.task_feature_lengths", "--lengths")
+  try:
+    lengths = parse_lengths(lengths if isinstance(lengths, str) else ",".join(
+        f"{key}={value}" for key, value in dict(lengths).items()))
+  except argparse.ArgumentTypeError as e:
+    raise FlanTuneError(f"--lengths: {e}") from None
+  config = T5Config()
+  result = memory_plan.plan(
+      config, _plan_optimizer(args.optimizer), mesh,
+      args.rules or _gin_value("MeshConfig.rules", "standard"),
+      int(_plan_setting(args.batch_size, "TrainInput.batch_size", "--batch_size")), lengths,
+      num_microbatches=int(args.num_microbatches if args.num_microbatches is not None
+                           else _gin_value("train.num_microbatches", 1)),
+      device_memory=(memory_plan.parse_memory(args.device_memory)
+                     if args.device_memory else None),
+      headroom=args.headroom)
+  print(memory_plan.format_plan(result, config))
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump({**result.to_json(), "config": dataclasses.asdict(config)}, f, indent=2)
+  return 0 if result.fits is not False else 1
+
+
+def _add_plan_arguments(plan: argparse.ArgumentParser) -> None:
+  """`flan-tune plan` flags; those left out come from the run gin's bindings."""
+  plan.add_argument("--gin_file", action="append", default=[],
+                    help="model (and optionally run) gin file, searched also under the "
+                         "repository's gin/ (repeatable)")
+  plan.add_argument("--mesh", help="mesh axis sizes, e.g. data=64,model=4 (default: gin's "
+                                   "MeshConfig when it fixes both)")
+  plan.add_argument("--rules", choices=("standard", "fsdp"),
+                    help="logical-axis rules (default: gin's MeshConfig.rules or standard)")
+  plan.add_argument("--batch_size", type=int,
+                    help="global batch size (default: gin's TrainInput.batch_size)")
+  plan.add_argument("--lengths", help="feature lengths, e.g. inputs=512,targets=128 "
+                                      "(default: gin's TrainInput.task_feature_lengths)")
+  plan.add_argument("--num_microbatches", type=int,
+                    help="gradient-accumulation microbatches (default: gin's "
+                         "train.num_microbatches or 1)")
+  plan.add_argument("--optimizer", choices=("adafactor", "adamw"),
+                    help="default: gin's train.optimizer, or Adafactor")
+  plan.add_argument("--device_memory", help="memory of one device, e.g. 80GiB, 16GB")
+  plan.add_argument("--headroom", type=float, default=0.1,
+                    help="fraction of --device_memory kept free for XLA and the runtime "
+                         "(default 0.1)")
+  plan.add_argument("--json", help="also write the plan to this JSON file")
+
+
 def _add_gin_arguments(parser: argparse.ArgumentParser) -> None:
   """The flags `train` and `eval` share; their --gin.KEY=VALUE flags bind after the files."""
   parser.add_argument("--gin_file", action="append", default=[],
@@ -273,6 +375,13 @@ def build_parser() -> argparse.ArgumentParser:
   evaluate.set_defaults(run=eval_command)
   from flan_tune.evaluation import compare as compare_lib  # light: numpy, no TensorFlow
 
+  plan = commands.add_parser(
+      "plan", help="per-device memory of a training run on a mesh, without the devices",
+      description="Plans per-device params, optimizer state, gradients and activations of "
+                  "the T5 the gin files configure; --gin.KEY=VALUE binds after every file. "
+                  "Exits 1 when it does not fit --device_memory.")
+  _add_plan_arguments(plan)
+  plan.set_defaults(run=plan_command)
   compare = commands.add_parser(
       "compare", help="per-task comparison table of evaluation results against a baseline")
   compare_lib.add_arguments(compare)
@@ -285,8 +394,8 @@ def main(argv: Optional[List[str]] = None) -> int:
   argv, gin_bindings = split_gin_flags(sys.argv[1:] if argv is None else argv)
   parser = build_parser()
   args = parser.parse_args(argv)
-  if gin_bindings and args.command not in ("train", "eval"):
-    parser.error(f"{GIN_FLAG}KEY=VALUE flags are for `flan-tune train` and `eval` only")
+  if gin_bindings and args.command not in ("train", "eval", "plan"):
+    parser.error(f"{GIN_FLAG}KEY=VALUE flags are for `flan-tune train`, `eval` and `plan` only")
   args.gin_bindings = gin_bindings
   if getattr(args, "module", None) is None:
     args.module = list(DEFAULT_MODULES)
