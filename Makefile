@@ -19,8 +19,9 @@ inspect: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -n 2 --dist loadgroup tests
 
-bench: $(VENV)/.installed
-	$(BIN)/python tools/bench_pipeline.py
+# flan-tune against transformers side by side (tools/benchmark.py; about 10 min on 2 cores).
+bench: $(VENV)/.installed-test
+	$(BIN)/python tools/benchmark.py --json runs/benchmark.json
 
 venv: $(VENV)/.installed
 venv-test: $(VENV)/.installed-test
