@@ -7,8 +7,17 @@ loop (the way t5.data tasks format examples). Both run here, in one process, thr
 the same tokenizer and seqio's packing EncDecFeatureConverter; the ratio is the cost
 (or not) of flan-tune's rendering.
 
+With --train_input it measures instead what training gets: packed batches/s through
+flan_tune.training.input_pipeline (TrainInput -> DataIterator, the trainer's path) for
+each packer, batch size and shuffle setting, with packing efficiency (fewest rows
+possible / rows used; see flan_tune.training.packing) and each feature's fill.
+`measure_train_input` is the function tools/benchmark.py imports.
+
 Usage: python tools/bench_pipeline.py [--mixture flan_offline] [--rows 300] [--warmup_rows 800]
                                       [--lengths inputs=512,targets=128] [--json out.json]
+       python tools/bench_pipeline.py --train_input [--mixture flan_offline_no_nli]
+           [--lengths inputs=256,targets=64] [--batch_sizes 8,64] [--packers best_fit,seqio]
+           [--shuffle off,on] [--batches 20] [--warmup_batches 3]
 """
 
 import argparse
@@ -26,6 +35,8 @@ from flan_tune.cli import parse_lengths  # noqa: E402
 from flan_tune.mixtures import mixture_rates  # noqa: E402
 from flan_tune.tasks import registry  # noqa: E402
 from flan_tune.tasks.templates import OPTIONS_SLOT, pattern_fields  # noqa: E402
+from flan_tune.training import packing  # noqa: E402
+from flan_tune.training.input_pipeline import DataIterator, TrainInput  # noqa: E402
 
 
 def measure(dataset, lengths, warmup_rows, rows):
@@ -46,6 +57,36 @@ def measure(dataset, lengths, warmup_rows, rows):
     tokens += int((row["encoder_input_tokens"] != 0).sum() +
                   (row["decoder_target_tokens"] != 0).sum())
   return startup, time.perf_counter() - start, examples, tokens
+
+
+def measure_train_input(mixture, lengths, batch_size, batches=20, warmup_batches=3,
+                        packer="best_fit", shuffle=True, seed=0):
+  """Packed batches/s the trainer's input path delivers, on one host.
+
+  start-up (`startup_s`: building the pipeline and the first batch, when a shuffled
+  mixture also fills the buffer of each member it samples) and warm-up (`warmup_s`: the
+  next `warmup_batches`, as the other members' buffers fill) are timed apart from the
+  steady state (`batches` more), over which the rates and `packing.packing_stats`
+  (efficiency, inputs_fill, targets_fill, examples_per_row) are taken."""
+  cfg = TrainInput(mixture_or_task_name=mixture, task_feature_lengths=dict(lengths),
+                   batch_size=batch_size, seed=seed, pack=True, packer=packer,
+                   shuffle=shuffle)
+  start = time.perf_counter()
+  iterator = DataIterator(cfg)
+  next(iterator)
+  startup = time.perf_counter() - start
+  start = time.perf_counter()
+  for _ in range(warmup_batches):
+    next(iterator)
+  warmup = time.perf_counter() - start
+  start = time.perf_counter()
+  timed = [next(iterator) for _ in range(batches)]
+  seconds = time.perf_counter() - start
+  stats = packing.packing_stats(timed)
+  return {"mixture": mixture, "lengths": dict(lengths), "batch_size": batch_size,
+          "packer": packer, "shuffle": shuffle, "startup_s": startup, "warmup_s": warmup,
+          "seconds": seconds, "batches": batches, "batches_per_s": batches / seconds,
+          "examples_per_s": stats["examples_per_row"] * stats["rows"] / seconds, **stats}
 
 
 def plain_seqio_mixture(name, rates):
@@ -99,7 +140,17 @@ def main():
   parser.add_argument("--warmup_rows", type=int, default=800)
   parser.add_argument("--lengths", type=parse_lengths, default="inputs=512,targets=128")
   parser.add_argument("--json", default=None)
+  parser.add_argument("--train_input", action="store_true",
+                      help="measure the trainer's input path (TrainInput) instead")
+  parser.add_argument("--batch_sizes", default="8", help="--train_input: comma-separated")
+  parser.add_argument("--packers", default=",".join(packing.PACKERS),
+                      help="--train_input: comma-separated")
+  parser.add_argument("--shuffle", default="off", help="--train_input: off, on or off,on")
+  parser.add_argument("--batches", type=int, default=20, help="--train_input: batches timed")
+  parser.add_argument("--warmup_batches", type=int, default=3)
   args = parser.parse_args()
+  if args.train_input:
+    return main_train_input(args)
   results = run(args.mixture, args.rows, args.lengths, args.warmup_rows)
   print(f"mixture {args.mixture}, {args.rows} packed rows after {args.warmup_rows}, lengths "
         f"{args.lengths}, {os.cpu_count()} CPUs")
@@ -111,6 +162,28 @@ def main():
           f"{r['tokens_per_s']:>10.0f} {r['packed_rows_per_s']:>8.1f} "
           f"{100 * r['non_padding_fraction']:>7.1f}%")
   print(f"ratio flan-tune / plain seqio (examples/s): {results['ratio_examples_per_s']:.2f}x")
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump(results, f, indent=2)
+
+
+def main_train_input(args):
+  results = []
+  print(f"mixture {args.mixture}, lengths {args.lengths}, {args.batches} batches timed after "
+        f"{args.warmup_batches}, {os.cpu_count()} CPUs")
+  print(f"{'packer':<9} {'batch':>5} {'shuffle':>7} {'start-up s':>10} {'warm-up s':>9} "
+        f"{'batches/s':>9} {'examples/s':>10} {'efficiency':>10} {'inputs':>7} {'targets':>7} "
+        f"{'ex/row':>6}")
+  for shuffle in args.shuffle.split(","):
+    for batch_size in map(int, args.batch_sizes.split(",")):
+      for packer in args.packers.split(","):
+        r = measure_train_input(args.mixture, args.lengths, batch_size, args.batches,
+                                args.warmup_batches, packer, shuffle == "on")
+        results.append(r)
+        print(f"{packer:<9} {batch_size:>5} {shuffle:>7} {r['startup_s']:>10.1f} "
+              f"{r['warmup_s']:>9.1f} {r['batches_per_s']:>9.2f} {r['examples_per_s']:>10.0f} "
+              f"{100 * r['efficiency']:>9.1f}% {100 * r['inputs_fill']:>6.1f}% "
+              f"{100 * r['targets_fill']:>6.1f}% {r['examples_per_row']:>6.2f}", flush=True)
   if args.json:
     with open(args.json, "w") as f:
       json.dump(results, f, indent=2)

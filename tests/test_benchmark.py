@@ -1,0 +1,51 @@
+"""tools/benchmark.py runs end to end and compares like with like (timings are not checked)."""
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
+import benchmark  # noqa: E402
+
+LENGTHS = {"inputs": 128, "targets": 32}
+
+
+@pytest.fixture(scope="module")
+def examples():
+  return benchmark.offline_examples(40, LENGTHS)
+
+
+def _tokens(batches):
+  return sorted(int(t) for b in batches for name in ("encoder_input_tokens",
+                                                    "decoder_target_tokens")
+                for t in b[name][b[name] != 0])
+
+
+def test_packed_and_padded_sides_train_on_the_same_tokens(examples):
+  packed = benchmark.packed_batches(examples, 8, LENGTHS)
+  padded = benchmark.padded_batches(examples, 8)
+  assert _tokens(packed) == _tokens(padded)
+  assert all(b["encoder_input_tokens"].shape == (8, 128) for b in packed)
+  assert len(padded) == 5  # 40 examples, 8 per batch
+  # Packing uses fewer token slots than padding to each batch's longest example.
+  slots = lambda batches: sum(b["encoder_input_tokens"].size for b in batches)  # noqa: E731
+  assert slots(packed) < slots(padded)
+
+
+def test_benchmark_runs_and_writes_every_section(tmp_path):
+  out = tmp_path / "bench.json"
+  assert benchmark.main(["--model", "offline_demo", "--sections", "train,useful,decode",
+                         "--dtypes", "float32", "--steps", "1", "--useful_examples", "16",
+                         "--decode_runs", "1", "--new_tokens", "4", "--peak_size", "256",
+                         "--lengths", "inputs=64,targets=16", "--decode_input_length", "32",
+                         "--json", str(out)]) == 0
+  results = json.loads(out.read_text())
+  assert results["peak_flops"]["float32"] > 0
+  train = results["train"]["float32"]
+  assert np.isfinite(train["speedup"]) and 0 < train["flan_tune_mfu"] < 1
+  useful = results["useful"]["float32"]
+  assert useful["examples"] == 16 and useful["non_padding_tokens"] > 0
+  assert results["decode"]["float32"]["flan_tune_tokens_per_s"] > 0
