@@ -40,3 +40,24 @@ def test_flops_match_xla_cost_analysis(config, batch, inputs_length, targets_len
 
 def test_train_flops_is_three_forward_passes():
   assert flops.train_flops(GATED, 8, 512, 128) == 3 * flops.forward_flops(GATED, 8, 512, 128)
+
+
+@pytest.mark.parametrize("kind, peak", [("NVIDIA H100 80GB HBM3", 989e12), ("TPU v5 lite", 197e12),
+                                        ("TPU v5", 459e12), ("TPU v4", 275e12), ("cpu", None)])
+def test_peak_flops_per_device(kind, peak):
+  assert flops.peak_flops_per_device(kind) == peak
+
+
+def test_progress_line_reports_model_flops_and_mfu(tmp_path, capsys):
+  from flan_tune.training import reporting
+
+  reporter = reporting.Reporter(str(tmp_path), 0, 2, every=1, flops_per_device_step=4e12,
+                                peak_flops_per_device=8e12)
+  reporter.update(1, {"loss": 1.0, "num_tokens": 10.0})
+  reporter.close()
+  line = capsys.readouterr().out
+  steps_per_s = float(line.split(" steps/s")[0].split()[-1])
+  tflops = float(line.split(" TFLOP/s/device")[0].split()[-1])
+  mfu = float(line.split("MFU ")[1].split("%")[0])
+  assert tflops == pytest.approx(4 * steps_per_s, rel=0.05)
+  assert mfu == pytest.approx(100 * tflops / 8, rel=0.05)

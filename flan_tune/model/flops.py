@@ -35,3 +35,21 @@ def forward_flops(config: T5Config, batch: int, inputs_length: int, targets_leng
 def train_flops(config: T5Config, batch: int, inputs_length: int, targets_length: int) -> int:
   """Matmul FLOPs of one training step (forward + backward)."""
   return 3 * forward_flops(config, batch, inputs_length, targets_length)
+
+
+# Dense bfloat16 peak FLOP/s per device (vendor figures, no sparsity), the MFU denominator
+# MaxText and the PaLM paper use whatever the training dtype. Matched against
+# jax.Device.device_kind; first match wins, so the longer names come first.
+PEAK_BF16_FLOPS = (
+    ("TPU v6 lite", 918e12), ("TPU v5 lite", 197e12), ("TPU v5p", 459e12),
+    ("TPU v5", 459e12), ("TPU v4", 275e12), ("TPU v3", 123e12),
+    ("H200", 989e12), ("H100", 989e12), ("A100", 312e12), ("L4", 121e12),
+)
+
+
+def peak_flops_per_device(device_kind: str) -> float | None:
+  """The bfloat16 peak of a known accelerator; None (e.g. for CPUs) when unknown."""
+  for name, peak in PEAK_BF16_FLOPS:
+    if name.lower() in device_kind.lower():
+      return peak
+  return None

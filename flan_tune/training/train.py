@@ -29,7 +29,7 @@ from jax.experimental import multihost_utils
 from flan_tune.errors import FlanTuneError
 from flan_tune.evaluation import evaluate as evaluate_lib
 from flan_tune.evaluation.evaluator import EvalConfig, Evaluator
-from flan_tune.model import network
+from flan_tune.model import flops, network
 from flan_tune.model.config import T5Config
 from flan_tune.training import (checkpoints, model_setup, optimizers, partitioning,
                                  reporting, train_state, trainer)
@@ -93,7 +93,8 @@ def train(model_dir: str = gin.REQUIRED, *,
           loss_normalization: str = "tokens",
           log_every: int = 10,
           eval_config: EvalConfig | None = None,
-          eval_every: int = 0) -> train_state.TrainState:
+          eval_every: int = 0,
+          peak_flops_per_device: float | None = None) -> train_state.TrainState:
   """Trains until the state has `train_steps` updates; returns the final state.
 
   `optimizer` is a factory taking `learning_rate_schedule` (gin: `@adafactor`, not
@@ -103,7 +104,9 @@ def train(model_dir: str = gin.REQUIRED, *,
   run) gives the architecture and the first weights of a new run; a resumed run
   ignores it.
   With `eval_every` > 0, `eval_config`'s mixture is evaluated every `eval_every` steps and
-  at the end, into MODEL_DIR/eval (flan_tune.evaluation)."""
+  at the end, into MODEL_DIR/eval (flan_tune.evaluation).
+  `peak_flops_per_device` is MFU's denominator; None takes the bfloat16 peak of a known
+  TPU or GPU (flops.peak_flops_per_device) and reports no MFU elsewhere."""
   if train_steps < 0:
     raise FlanTuneError(f"train.train_steps={train_steps} must be >= 0")
   train_input = train_input or TrainInput()
@@ -148,9 +151,17 @@ def train(model_dir: str = gin.REQUIRED, *,
     evaluate = (_evaluation(model, eval_config, model_dir, train_input.mixture_or_task_name,
                             eval_every)
                 if eval_every > 0 else None)
+    lengths = train_input.task_feature_lengths
+    reporter = reporting.Reporter(
+        model_dir, step, train_steps, log_every,
+        flops_per_device_step=flops.train_flops(config, train_input.batch_size,
+                                                lengths["inputs"], lengths["targets"])
+        / jax.device_count(),
+        peak_flops_per_device=(peak_flops_per_device
+                               or flops.peak_flops_per_device(jax.devices()[0].device_kind)))
     state = _run_loop(state, step, train_steps, step_fn, data, checkpointer, mesh, rules,
                       dropout_rng=jax.random.fold_in(jax.random.key(seed), 1),
-                      model_dir=model_dir, log_every=log_every, evaluate=evaluate)
+                      reporter=reporter, evaluate=evaluate)
   finally:
     if checkpointer is not None:
       checkpointer.close()  # waits for saves in flight, also when a step failed
@@ -195,10 +206,9 @@ def _evaluation(model, eval_config: EvalConfig, model_dir: str, trained_on: str,
 
 
 def _run_loop(state, step, train_steps, step_fn, data, checkpointer, mesh, rules, *,
-              dropout_rng, model_dir, log_every, evaluate=None):
+              dropout_rng, reporter, evaluate=None):
   """Steps, metrics, checkpoints; returns at train_steps or after a SIGTERM save."""
   batch_sharding = partitioning.batch_sharding(mesh, rules)
-  reporter = reporting.Reporter(model_dir, step, train_steps, log_every)
   last_saved = step
   try:
     with _handle_sigterm() as stop:
