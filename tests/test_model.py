@@ -316,3 +316,24 @@ def test_logical_constraints_shard_activations_under_rules():
     assert "sharding_constraint" in str(jax.make_jaxpr(apply)(params, batch))
     logits = jit(apply)(params, batch)  # a fresh jit: traced under the rules
   np.testing.assert_allclose(logits, forward(TINY, params, batch), atol=1e-5)
+
+
+@pytest.mark.parametrize("bias_batch", [1, 3])
+def test_position_bias_gradient_equals_autodiff_of_the_sum(bias_batch):
+  """add_position_bias computes a batch-shared bias's gradient in its own way (a dot
+  against ones, for XLA:CPU's sake); it must equal differentiating logits + bias."""
+  from flan_tune.model.layers import add_position_bias
+
+  logits = jax.random.normal(jax.random.key(0), (3, 2, 5, 7))
+  bias = jax.random.normal(jax.random.key(1), (bias_batch, 2, 5, 7))
+  weights = jax.random.normal(jax.random.key(2), logits.shape)
+
+  def loss(add, logits, bias):
+    return jnp.sum(jnp.tanh(add(logits, bias)) * weights)
+
+  ours = jax.grad(functools.partial(loss, add_position_bias), argnums=(0, 1))(logits, bias)
+  plain = jax.grad(functools.partial(loss, jnp.add), argnums=(0, 1))(logits, bias)
+  np.testing.assert_allclose(add_position_bias(logits, bias), logits + bias)
+  for got, want in zip(ours, plain):
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
