@@ -337,3 +337,24 @@ def test_position_bias_gradient_equals_autodiff_of_the_sum(bias_batch):
   for got, want in zip(ours, plain):
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_matmul_gradients_equal_autodiff_in_float32_and_stay_close_in_bfloat16():
+  """layers.matmul differentiates by hand (bfloat16 operands in the backward matmuls)."""
+  from flan_tune.model.layers import matmul
+
+  x = jax.random.normal(jax.random.key(0), (2, 5, 16))
+  kernel = jax.random.normal(jax.random.key(1), (16, 8)) / 4
+  weights = jax.random.normal(jax.random.key(2), (2, 5, 8))
+
+  def loss(fn, x, kernel):
+    return jnp.sum(jnp.tanh(fn(x, kernel)).astype(jnp.float32) * weights)
+
+  reference = jax.grad(functools.partial(loss, lambda x, k: x @ k), argnums=(0, 1))(x, kernel)
+  for dtype, tolerance in ((jnp.float32, 1e-5), (jnp.bfloat16, 3e-2)):
+    grads = jax.grad(functools.partial(loss, lambda x, k: matmul(x, k, jnp.dtype(dtype))),
+                     argnums=(0, 1))(x.astype(dtype), kernel)
+    assert grads[0].dtype == dtype and grads[1].dtype == jnp.float32
+    for got, want in zip(grads, reference):
+      np.testing.assert_allclose(np.asarray(got, np.float32), want,
+                                 rtol=tolerance, atol=tolerance)
