@@ -8,9 +8,10 @@ flan-tune / transformers measured here, now, on this machine.
   train     one training step (forward, backward, AdamW) at T5.1.1-small shape, batch 8,
             lengths 512/128, full rows of random ids: tokens/s and MFU
             (flan_tune.model.flops) of each side.
-  useful    the same examples of `flan_offline` trained on both ways: flan-tune packs them
-            into 512/128 rows (best fit); transformers gets batches of 8 padded to their
-            longest member (DataCollatorForSeq2Seq's default). Non-padding tokens/s.
+  useful    the same examples of `flan_offline` trained on both ways: flan-tune's first
+            full batches of 512/128 rows (best-fit packing of the mixture's stream);
+            transformers gets exactly the examples in them, in batches of 8 padded to
+            their longest member (DataCollatorForSeq2Seq's default). Non-padding tokens/s.
   decode    greedy decoding, batch 8, 256 input tokens, 64 new tokens (EOS never stops
             it), against `generate`: new tokens/s, encoder included.
   pipeline  packed batches/s the trainer's input pipeline delivers (DataIterator, one
@@ -27,6 +28,7 @@ Usage: python tools/benchmark.py [--sections train,useful,decode,pipeline]
 
 import argparse
 import functools
+import itertools
 import json
 import os
 import platform
@@ -217,16 +219,28 @@ def padded_batches(examples: list, batch: int) -> list:
   return out
 
 
-def packed_batches(examples: list, batch: int, lengths: dict) -> list:
-  """flan-tune's best-fit rows of the same examples, in batches; a last partial batch is
-  filled with empty rows (padding the packed side pays for)."""
+def packed_batches(stream: list, batch: int, lengths: dict, count: int) -> list:
+  """The first `count` full batches of flan-tune's best-fit rows of `stream`, as
+  training sees them (no partial batch)."""
   from flan_tune.training import packing
 
-  rows = list(packing.pack_examples(examples, lengths))
-  empty = {name: np.zeros_like(value) for name, value in rows[0].items()}
-  rows += [empty] * (-len(rows) % batch)
+  rows = list(itertools.islice(packing.pack_examples(stream, lengths), count * batch))
+  if len(rows) < count * batch:
+    raise ValueError(f"{len(stream)} examples fill fewer than {count} batches")
   return [{name: np.stack([row[name] for row in rows[i:i + batch]]) for name in rows[0]}
           for i in range(0, len(rows), batch)]
+
+
+def unpacked(batches: list) -> list:
+  """The examples in packed batches, row by row: what the padded side trains on."""
+  examples = []
+  for b in batches:
+    for row in range(b["encoder_input_tokens"].shape[0]):
+      enc, dec = b["encoder_segment_ids"][row], b["decoder_segment_ids"][row]
+      for segment in range(1, int(max(enc.max(), dec.max())) + 1):
+        examples.append({"inputs": b["encoder_input_tokens"][row][enc == segment],
+                         "targets": b["decoder_target_tokens"][row][dec == segment]})
+  return examples
 
 
 def run_all(run, batches) -> float:
@@ -239,10 +253,11 @@ def run_all(run, batches) -> float:
 
 def useful_section(config, params, hf_dir, dtype, args) -> dict:
   lengths = {"inputs": args.input_length, "targets": args.target_length}
-  examples = offline_examples(args.useful_examples, lengths)
+  packed = packed_batches(offline_examples(args.useful_stream, lengths), args.batch, lengths,
+                          args.useful_batches)
+  examples = unpacked(packed)
   tokens = sum(len(e["inputs"]) + len(e["targets"]) for e in examples)
-  packed, padded = packed_batches(examples, args.batch, lengths), padded_batches(
-      examples, args.batch)
+  padded = padded_batches(examples, args.batch)
   ours_run = flan_tune_trainer(config, params, dtype)
   ours_run(packed[0])  # compile
   theirs_run = torch_trainer(load_hf(hf_dir), dtype)
@@ -352,7 +367,10 @@ def parse_args(argv):
   parser.add_argument("--batch", type=int, default=8)
   parser.add_argument("--lengths", type=parse_lengths, default="inputs=512,targets=128")
   parser.add_argument("--steps", type=int, default=3, help="timed train steps per side")
-  parser.add_argument("--useful_examples", type=int, default=128)
+  parser.add_argument("--useful_batches", type=int, default=4,
+                      help="packed batches timed (transformers: the same examples)")
+  parser.add_argument("--useful_stream", type=int, default=600,
+                      help="mixture examples to pack from")
   parser.add_argument("--decode_input_length", type=int, default=256)
   parser.add_argument("--new_tokens", type=int, default=64)
   parser.add_argument("--decode_runs", type=int, default=3)
