@@ -15,9 +15,9 @@ import gin
 import t5.evaluation.metrics as t5_metrics
 
 from flan_tune.errors import RegistrationError, SourceError
-from flan_tune.tasks import JsonlSource, Template, register_task
+from flan_tune.tasks import Template, register_task
 from flan_tune.tasks import postprocessors
-from flan_tune.tasks.sources import Paths, normalize_value
+from flan_tune.tasks.sources import LoadedJsonlSource, Paths, normalize_value
 from flan_tune.tasks.templates import validate_templates
 
 Files = Union[Paths, Mapping[str, Paths]]
@@ -50,7 +50,7 @@ def _text(raw: Mapping[str, Any], key: str, origin: str, required: bool = True) 
   return value
 
 
-class _ColumnsSource(JsonlSource):
+class _ColumnsSource(LoadedJsonlSource):
   """JSONL whose records keep only known text columns, so extra keys never disagree."""
   REQUIRED: Sequence[str] = ()
   OPTIONAL: Sequence[str] = ()
@@ -214,7 +214,7 @@ class _Message:
   children: list = dataclasses.field(default_factory=list)
 
 
-class OpenAssistantSource(JsonlSource):
+class OpenAssistantSource(LoadedJsonlSource):
   """OpenAssistant conversation trees flattened to one record per assistant message.
 
   Reads both published shapes, also mixed: message lists (one message per line, linked

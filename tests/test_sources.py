@@ -18,13 +18,13 @@ def test_jsonl_field_mapping_with_dotted_columns(tmp_path):
 def test_malformed_jsonl_line_names_file_and_line(tmp_path):
   path = write_jsonl(tmp_path / "bad.jsonl", [{"a": "1"}, "", '{"a": "2"', {"a": "3"}])
   with pytest.raises(SourceError, match=r"bad.jsonl:3: invalid JSON"):
-    JsonlSource({"train": path}).records("train")
+    list(JsonlSource({"train": path}).records("train"))
 
 
 def test_missing_mapped_column_names_file_and_line(tmp_path):
   path = write_jsonl(tmp_path / "m.jsonl", [{"a": "1", "b": "x"}, {"a": "2"}])
   with pytest.raises(SourceError, match=r"m.jsonl:2: no column 'b' \(mapped to field 'target'\)"):
-    JsonlSource({"train": path}, fields={"source": "a", "target": "b"}).records("train")
+    list(JsonlSource({"train": path}, fields={"source": "a", "target": "b"}).records("train"))
 
 
 def test_json_array_file_is_read_with_indexed_origins(tmp_path):
@@ -34,19 +34,19 @@ def test_json_array_file_is_read_with_indexed_origins(tmp_path):
       f"{path}[0]", f"{path}[1]"]
   path.write_text('[{"a": "1"},\n {"a": }]')
   with pytest.raises(SourceError, match=r"alpaca_data.json:2: invalid JSON"):
-    JsonlSource({"train": str(path)}).records("train")
+    list(JsonlSource({"train": str(path)}).records("train"))
 
 
 def test_records_with_different_fields(tmp_path):
   path = write_jsonl(tmp_path / "d.jsonl", [{"a": "1"}, {"a": "2", "b": "3"}])
   with pytest.raises(SourceError, match=r"d.jsonl:2: fields differ .*extra \['b'\]"):
-    JsonlSource({"train": path}).records("train")
+    list(JsonlSource({"train": path}).records("train"))
 
 
 def test_null_and_nested_values(tmp_path):
   path = write_jsonl(tmp_path / "n.jsonl", [{"a": None}])
   with pytest.raises(SourceError, match=r"n.jsonl:1: field 'a' is null"):
-    JsonlSource({"train": path}).records("train")
+    list(JsonlSource({"train": path}).records("train"))
 
 
 def test_missing_file(tmp_path):

@@ -1,14 +1,15 @@
 """The seqio preprocessor that renders raw examples into prompts, with metadata."""
 
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 import seqio
 import tensorflow as tf
 from t5.data import preprocessors as t5_preprocessors
 
-from flan_tune.tasks.render import PromptRenderer
-from flan_tune.tasks.sources import ORIGIN, normalize_value
+from flan_tune.tasks import sources
+from flan_tune.tasks.records import to_python
+from flan_tune.tasks.render import ExemplarPool, PromptRenderer, example_fields
 from flan_tune.tasks.spec import InstructionTask
 from flan_tune.tasks.templates import PromptStyle
 
@@ -18,29 +19,13 @@ METADATA_FEATURES = ("task", "collection", "cluster", "template_type", "template
 _PROBE_EXAMPLES = 4
 
 
-def to_python(value: Any) -> Any:
-  """numpy leaves from tf.data to plain Python values (bytes are UTF-8 text)."""
-  if isinstance(value, bytes):
-    return value.decode("utf-8")
-  if isinstance(value, np.ndarray):
-    return [to_python(v) for v in value] if value.ndim else to_python(value.item())
-  if isinstance(value, np.generic):
-    return value.item()
-  return value
-
-
-def example_fields(task: InstructionTask, raw: Mapping[str, Any]) -> dict:
-  """A raw example as the fields templates see, through the task's example_fn."""
-  origin = raw.get(ORIGIN, "?")
-  fields = dict(task.example_fn(raw)) if task.example_fn else dict(raw)
-  out = {k: normalize_value(v, f"task {task.name!r}, example {origin}", k)
-         for k, v in fields.items() if k != ORIGIN}
-  out[ORIGIN] = origin
-  return out
-
-
-def load_exemplar_pool(task: InstructionTask) -> list:
+def load_exemplar_pool(task: InstructionTask) -> Sequence[Mapping[str, Any]]:
+  """The exemplar split's first `pool_size` examples: read by index when the source
+  allows it, else streamed once through tf.data."""
   config = task.fewshot
+  records = sources.random_access_records(task.source, config.exemplar_split)
+  if records is not None:
+    return ExemplarPool(task, records)
   ds = task.source.get_dataset(split=config.exemplar_split, shuffle=False)
   return [example_fields(task, tf.nest.map_structure(to_python, raw))
           for raw in ds.take(config.pool_size).as_numpy_iterator()]

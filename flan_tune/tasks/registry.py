@@ -20,7 +20,7 @@ from t5.data import postprocessors as t5_postprocessors
 
 from flan_tune.tasks import metrics, postprocessors
 from flan_tune.tasks.preprocessors import RenderPrompts, expand_choices
-from flan_tune.tasks.sources import InMemorySource
+from flan_tune.tasks.sources import RecordSource
 from flan_tune.tasks.spec import InstructionTask
 from flan_tune.tasks.templates import PromptStyle, validate_templates
 from flan_tune.tasks.vocabularies import default_vocabulary
@@ -39,6 +39,7 @@ class Variant:
 
 
 _VARIANTS: Dict[str, Variant] = {}
+_VARIANTS_BY_TASK: Dict[str, List[Variant]] = {}  # so a mixture of N tasks looks up in O(N)
 
 
 def import_modules(modules: Sequence[str]) -> None:
@@ -93,7 +94,7 @@ def register_task(task: Optional[InstructionTask] = None, **kwargs) -> List[str]
                        seqio.preprocessors.append_eos_after_trim],
         output_features=features, metric_fns=list(task.metric_fns),
         postprocess_fn=postprocess_fn)
-    _VARIANTS[variant] = Variant(variant, task, style)
+    _add_variant(Variant(variant, task, style))
     names.append(variant)
   names += [_register_rank_variant(task, style, features)
             for style in styles if style in _rank_styles(task)]
@@ -117,8 +118,13 @@ def _register_rank_variant(task: InstructionTask, style: PromptStyle, features) 
                      seqio.preprocessors.tokenize, seqio.preprocessors.append_eos_after_trim],
       output_features=features, metric_fns=[metrics.rank_classification],
       postprocess_fn=t5_postprocessors.rank_classification)
-  _VARIANTS[name] = Variant(name, task, style, scoring=True)
+  _add_variant(Variant(name, task, style, scoring=True))
   return name
+
+
+def _add_variant(variant: Variant) -> None:
+  _VARIANTS[variant.seqio_name] = variant
+  _VARIANTS_BY_TASK.setdefault(variant.task.name, []).append(variant)
 
 
 def _chain(first, second):
@@ -146,7 +152,7 @@ def _validate(task: InstructionTask) -> List[PromptStyle]:
         isinstance(o, str) and o for o in task.options):
       raise RegistrationError(f"{where}: options must be distinct non-empty strings, "
                               f"got {list(task.options)}")
-  known = task.source.declared_fields if isinstance(task.source, InMemorySource) else None
+  known = task.source.declared_fields if isinstance(task.source, RecordSource) else None
   if task.example_fn is not None:
     known = None  # example_fn decides the fields
   validate_templates(task.name, task.templates, task.has_options, known)
@@ -201,8 +207,8 @@ def get_variant(seqio_name: str) -> Optional[Variant]:
 
 def variants_of(task_name: str, scoring: Optional[bool] = False) -> List[Variant]:
   """Generation variants by default; `scoring=True` the rank ones, None both."""
-  return [v for v in _VARIANTS.values()
-          if v.task.name == task_name and (scoring is None or v.scoring == scoring)]
+  return [v for v in _VARIANTS_BY_TASK.get(task_name, [])
+          if scoring is None or v.scoring == scoring]
 
 
 def unregister(names: Sequence[str]) -> None:
@@ -211,4 +217,5 @@ def unregister(names: Sequence[str]) -> None:
     for variant in variants_of(name, scoring=None):
       seqio.TaskRegistry.remove(variant.seqio_name)
       del _VARIANTS[variant.seqio_name]
+    _VARIANTS_BY_TASK.pop(name, None)
     _TASKS.pop(name, None)

@@ -1,20 +1,23 @@
 """Turns one example's fields into (inputs, targets) text for one prompt style.
 
 Pure Python and deterministic: every choice comes from a generator seeded by
-(task seed, task, style, example content), so the rendering of an example does not
-depend on order, sharding, threads or the run.
+(task seed, task, style, example content, epoch), so the rendering of an example does
+not depend on order, sharding, threads or the run, and each pass over the data (epoch)
+draws its template, option style and exemplars anew, as FLAN does. Epoch 0 is what
+evaluation renders. No seqio or TensorFlow here: input workers import this module.
 """
 
 import dataclasses
 import re
-from typing import Callable, Mapping, Optional, Sequence
+from collections.abc import Sequence as SequenceABC
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
 from flan_tune.errors import RegistrationError, SourceError, TemplateError
 from flan_tune.tasks import options as options_lib
 from flan_tune.tasks import seeding
-from flan_tune.tasks.sources import ORIGIN
+from flan_tune.tasks.records import ORIGIN, normalize_value
 from flan_tune.tasks.spec import InstructionTask
 from flan_tune.tasks.templates import OPTIONS_SLOT, PromptStyle, drop_options_slot, fill
 
@@ -28,6 +31,33 @@ def _with_trigger(inputs: str, trigger: str) -> str:
   if cue is None:
     return f"{inputs}\n\n{trigger}"
   return f"{inputs[:cue.start()]}\n\n{trigger}\n{cue.group(1)}"
+
+
+def example_fields(task: InstructionTask, raw: Mapping[str, Any]) -> dict:
+  """A raw example as the fields templates see, through the task's example_fn."""
+  origin = raw.get(ORIGIN, "?")
+  fields = dict(task.example_fn(raw)) if task.example_fn else dict(raw)
+  out = {k: normalize_value(v, f"task {task.name!r}, example {origin}", k)
+         for k, v in fields.items() if k != ORIGIN}
+  out[ORIGIN] = origin
+  return out
+
+
+class ExemplarPool(SequenceABC):
+  """The first `pool_size` records of the exemplar split as template fields, read by
+  index when drawn, so a pool costs no memory however large the split is."""
+
+  def __init__(self, task: InstructionTask, records: Sequence[Mapping[str, Any]]):
+    self.task, self.records = task, records
+    self._length = min(task.fewshot.pool_size, len(records))
+
+  def __len__(self):
+    return self._length
+
+  def __getitem__(self, index):
+    if not 0 <= index < self._length:
+      raise IndexError(index)
+    return example_fields(self.task, self.records[index])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +77,8 @@ class PromptRenderer:
     style: the prompt style.
     count_tokens: length of a text in tokens (EOS excluded), for few-shot pruning.
     max_input_tokens: the input length the prompt must fit, EOS included.
-    pool: exemplar fields for few-shot styles (already passed through example_fn).
+    pool: exemplar fields for few-shot styles (already passed through example_fn): a
+      list or an `ExemplarPool`.
   """
 
   def __init__(self, task: InstructionTask, style: PromptStyle,
@@ -58,8 +89,7 @@ class PromptRenderer:
     self._count_tokens = count_tokens
     self._budget = max_input_tokens - 1
     self._template_ids = task.templates_for(style)
-    self._pool = list(pool or [])
-    self._pool_keys = [seeding.example_key(p) for p in self._pool]
+    self._pool = pool if pool is not None else []
     self._variant = f"{task.name}_{style.value}"
     if style.few_shot and len(self._pool) < task.fewshot.k + 1:
       raise RegistrationError(
@@ -67,10 +97,12 @@ class PromptRenderer:
           f"{task.fewshot.k + 1} examples (one may be the example itself), but split "
           f"{task.fewshot.exemplar_split!r} gave {len(self._pool)}")
 
-  def render(self, fields: Mapping, template_index: Optional[int] = None) -> Rendered:
-    """Renders an example; `template_index` forces a template (tests, inspection)."""
+  def render(self, fields: Mapping, template_index: Optional[int] = None,
+             epoch: int = 0) -> Rendered:
+    """Renders an example in pass `epoch` over the data; `template_index` forces a
+    template (tests, inspection)."""
     key = seeding.example_key(fields)
-    rng = seeding.example_rng(self.task.seed, self._variant, key)
+    rng = seeding.example_rng(self.task.seed, self._variant, key, epoch)
     drawn = self._template_ids[rng.integers(len(self._template_ids))]
     if template_index is None:
       template_index = drawn
@@ -98,13 +130,19 @@ class PromptRenderer:
             f"example {fields.get(ORIGIN, '?')}")
 
   def _draw_exemplars(self, rng: np.random.Generator, key: int) -> list:
-    candidates = [i for i, k in enumerate(self._pool_keys) if k != key]
+    """k pool members other than the example: k + 1 drawn, the example dropped if among
+    them (the whole pool is scanned only when the example is in it more than once)."""
     k = self.task.fewshot.k
+    drawn = (self._pool[i] for i in rng.choice(len(self._pool), size=k + 1, replace=False))
+    chosen = [e for e in drawn if seeding.example_key(e) != key][:k]
+    if len(chosen) == k:
+      return chosen
+    candidates = [e for e in self._pool if seeding.example_key(e) != key]
     if len(candidates) < k:
       raise RegistrationError(
           f"task {self._variant!r}: few-shot k={k} but only {len(candidates)} exemplars "
           "differ from the example")
-    return [self._pool[i] for i in rng.choice(candidates, size=k, replace=False)]
+    return [candidates[i] for i in rng.choice(len(candidates), size=k, replace=False)]
 
   def _fit(self, shots: list, query: str) -> tuple:
     """Joins exemplars and query, dropping exemplars from the end until it fits."""

@@ -23,5 +23,7 @@ def example_key(fields: Mapping[str, Any]) -> int:
   return stable_digest({k: v for k, v in fields.items() if not k.startswith("_")})
 
 
-def example_rng(seed: int, task_name: str, key: int) -> np.random.Generator:
-  return np.random.default_rng([seed, stable_digest(task_name), key])
+def example_rng(seed: int, task_name: str, key: int, epoch: int = 0) -> np.random.Generator:
+  """Epoch 0 keeps the seeding renderings had before epochs existed."""
+  entropy = [seed, stable_digest(task_name), key] + ([epoch] if epoch else [])
+  return np.random.default_rng(entropy)

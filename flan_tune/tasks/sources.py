@@ -1,13 +1,15 @@
-"""Data sources: JSONL, CSV/TSV files and Python generators, plus seqio's TFDS source.
+"""Data sources: JSONL (.jsonl, .jsonl.gz), Parquet, CSV/TSV, Python generators and TFDS.
 
-File and generator sources are read once, in Python, into memory. That makes every
-malformed line a Python error naming its file and line before any tf.data graph runs,
-gives exact example counts for mixture rates, and lets each host take any shard.
-Every record carries `_origin` ("train.jsonl:17") so later errors can point back to it.
+Each source is a seqio DataSource (seqio tasks, evaluation and caching work as before)
+that also gives its splits as random-access `records.Records`, which training's Grain
+input reads by index (flan_tune.training.grain_input). JSONL and Parquet files are read
+by index, never whole, so files larger than memory work; CSV files and generators are
+small and load once. TFDS datasets prepared as ArrayRecord are read through TFDS's
+random-access data sources. Every record carries `_origin` ("train.jsonl:17") so errors
+point back to it.
 """
 
 import csv
-import json
 import os
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
@@ -15,27 +17,14 @@ import seqio
 import tensorflow as tf
 
 from flan_tune.errors import SourceError
+from flan_tune.tasks import records as records_lib
+from flan_tune.tasks.records import ORIGIN, normalize_value, to_python  # noqa: F401
 
-ORIGIN = "_origin"
 Paths = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
 
 
-def normalize_value(value: Any, where: str, field: str):
-  """Strings stay, numbers become strings, lists become lists of strings."""
-  if isinstance(value, str):
-    return value
-  if isinstance(value, (int, float)):
-    return str(value)
-  if isinstance(value, (list, tuple)):
-    return [normalize_value(v, where, field) for v in value]
-  if value is None:
-    raise SourceError(f"{where}: field {field!r} is null")
-  raise SourceError(f"{where}: field {field!r} has unsupported type "
-                    f"{type(value).__name__} (use strings, numbers or lists of them)")
-
-
-class InMemorySource(seqio.DataSource):
-  """A seqio DataSource over records loaded once per split by `_read(split)`."""
+class RecordSource(seqio.DataSource):
+  """A seqio DataSource over random-access records, built per split by `_raw(split)`."""
 
   def __init__(self, splits: Iterable[str], fields: Optional[Mapping[str, str]] = None):
     super().__init__(splits=splits, caching_permitted=False)
@@ -54,46 +43,20 @@ class InMemorySource(seqio.DataSource):
   def list_shards(self, split: str) -> Sequence[str]:
     return [split]
 
-  def _read(self, split: str) -> Iterable[tuple]:
-    """Yields (origin, raw mapping) pairs for a split."""
+  def _raw(self, split: str) -> records_lib.RawRecords:
     raise NotImplementedError
 
-  def records(self, split: str) -> list:
+  def records(self, split: str) -> Sequence[dict]:
+    """The split's records by index; the first is read now, so a file that cannot be
+    opened, or lacks a mapped column, fails here."""
     if split not in self.splits:
       raise SourceError(f"{self!r} has no split {split!r}; it has {list(self.splits)}")
     if split not in self._records:
-      self._records[split] = self._load(split)
+      split_records = records_lib.Records(self._raw(split), self._field_map)
+      if len(split_records):
+        split_records[0]  # pylint: disable=pointless-statement
+      self._records[split] = split_records
     return self._records[split]
-
-  def _load(self, split: str) -> list:
-    records, fields = [], None
-    for origin, raw in self._read(split):
-      record = self._map_fields(raw, origin)
-      if fields is None:
-        fields = set(record)
-      elif set(record) != fields:
-        extra, missing = sorted(set(record) - fields), sorted(fields - set(record))
-        raise SourceError(f"{origin}: fields differ from the first record "
-                          f"(missing {missing}, extra {extra})")
-      record[ORIGIN] = origin
-      records.append(record)
-    return records
-
-  def _map_fields(self, raw: Mapping[str, Any], origin: str) -> dict:
-    if not isinstance(raw, Mapping):
-      raise SourceError(f"{origin}: expected an object of fields, got {type(raw).__name__}")
-    if self._field_map is None:
-      return {k: normalize_value(v, origin, k) for k, v in raw.items()}
-    record = {}
-    for field, column in self._field_map.items():
-      value = raw
-      for part in column.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-          raise SourceError(f"{origin}: no column {column!r} (mapped to field {field!r}); "
-                            f"the record has {sorted(raw)}")
-        value = value[part]
-      record[field] = normalize_value(value, origin, field)
-    return record
 
   def num_input_examples(self, split: str) -> int:
     return len(self.records(split))
@@ -101,13 +64,34 @@ class InMemorySource(seqio.DataSource):
   def get_dataset(self, split: str = "train", shuffle: bool = True,
                   seed: Optional[int] = None, shard_info=None, *,
                   sequence_length=None, use_cached=False, num_epochs=1) -> tf.data.Dataset:
-    records = self.records(split)
+    """tf.data over the whole split, read into memory (evaluation and seqio's paths;
+    training reads records by index instead)."""
+    split_records = self.records(split)
+    indices = range(len(split_records))
     if shard_info is not None:
-      records = records[shard_info.index::shard_info.num_shards]
-    ds = tf.data.Dataset.from_tensor_slices(_columns(records, split))
-    if shuffle and records:
-      ds = ds.shuffle(len(records), seed=seed)
+      indices = indices[shard_info.index::shard_info.num_shards]
+    rows = [split_records[i] for i in indices]
+    ds = tf.data.Dataset.from_tensor_slices(_columns(rows, split))
+    if shuffle and rows:
+      ds = ds.shuffle(len(rows), seed=seed)
     return ds
+
+
+class InMemorySource(RecordSource):
+  """Records loaded once per split by `_read(split)` and checked whole when loaded."""
+
+  def _read(self, split: str) -> Iterable[tuple]:
+    """Yields (origin, raw mapping) pairs for a split."""
+    raise NotImplementedError
+
+  def _raw(self, split):
+    return records_lib.LoadedRecords(list(self._read(split)))
+
+  def records(self, split: str) -> list:
+    split_records = super().records(split)
+    if not isinstance(split_records, list):
+      split_records = self._records[split] = list(split_records)
+    return split_records
 
 
 def _columns(records: list, split: str) -> dict:
@@ -131,65 +115,73 @@ def _as_path_list(paths: Paths) -> list:
   return [os.fspath(p) for p in paths]
 
 
-class _FileSource(InMemorySource):
+class _Files:
+  """Splits given as {split: path or paths}."""
 
-  def __init__(self, files: Mapping[str, Paths], fields=None):
+  def _set_files(self, files: Mapping[str, Paths]) -> list:
     if not files:
       raise SourceError(f"{type(self).__name__} needs at least one split: {{'train': path}}")
     self._files = {split: _as_path_list(paths) for split, paths in files.items()}
-    super().__init__(splits=list(self._files), fields=fields)
+    return list(self._files)
 
   def __repr__(self):
     return f"{type(self).__name__}({self._files})"
+
+
+class JsonlSource(_Files, RecordSource):
+  """One JSON object per line (.jsonl, or .jsonl.gz, decompressed once into
+  `records.cache_dir()`), read by line offsets; `fields` maps field names to (dotted)
+  column names. A file holding one JSON array of objects (as Alpaca's
+  `alpaca_data.json` is) is read whole; its records' origins are "path[index]"."""
+
+  def __init__(self, files: Mapping[str, Paths], fields: Optional[Mapping[str, str]] = None):
+    super().__init__(splits=self._set_files(files), fields=fields)
+
+  def _raw(self, split):
+    return _concat([records_lib.jsonl_records(path) for path in self._files[split]])
+
+
+class ParquetSource(_Files, RecordSource):
+  """Parquet files read one row group at a time; `fields` maps fields to columns (only
+  the mapped top-level columns are decoded)."""
+
+  def __init__(self, files: Mapping[str, Paths], fields: Optional[Mapping[str, str]] = None):
+    super().__init__(splits=self._set_files(files), fields=fields)
+
+  def _raw(self, split):
+    columns = None if self._field_map is None else sorted(
+        {column.split(".")[0] for column in self._field_map.values()})
+    return _concat([records_lib.ParquetRecords(path, columns) for path in self._files[split]])
+
+
+def _concat(parts: list) -> records_lib.RawRecords:
+  return parts[0] if len(parts) == 1 else records_lib.ConcatRecords(parts)
+
+
+class LoadedJsonlSource(_Files, InMemorySource):
+  """JSONL read whole when first used, for sources that filter or reshape records as
+  they read them (the `_read` of tasks/instruct.py's sources)."""
+
+  def __init__(self, files: Mapping[str, Paths], fields: Optional[Mapping[str, str]] = None):
+    super().__init__(splits=self._set_files(files), fields=fields)
+
+  def _read(self, split):
+    for path in self._files[split]:
+      yield from records_lib.jsonl_records(path)
+
+
+class CsvSource(_Files, InMemorySource):
+  """CSV or TSV with a header row; the delimiter follows the extension unless given."""
+
+  def __init__(self, files, fields=None, delimiter: Optional[str] = None):
+    self._delimiter = delimiter
+    super().__init__(splits=self._set_files(files), fields=fields)
 
   def _open(self, path: str):
     try:
       return open(path, encoding="utf-8", newline="")
     except OSError as e:
       raise SourceError(f"{path}: cannot open ({e.strerror})") from None
-
-
-class JsonlSource(_FileSource):
-  """One JSON object per line; `fields` maps field names to (dotted) column names.
-
-  A file holding one JSON array of objects (as Alpaca's `alpaca_data.json` is) is read
-  too; its records' origins are "path[index]".
-  """
-
-  def _read(self, split):
-    for path in self._files[split]:
-      with self._open(path) as f:
-        first = f.read(1)
-        while first.isspace():
-          first = f.read(1)
-        f.seek(0)
-        if first == "[":
-          yield from self._read_array(path, f)
-          continue
-        for line_number, line in enumerate(f, start=1):
-          if not line.strip():
-            continue
-          origin = f"{path}:{line_number}"
-          try:
-            yield origin, json.loads(line)
-          except json.JSONDecodeError as e:
-            raise SourceError(f"{origin}: invalid JSON ({e.msg} at column {e.colno})") from None
-
-  def _read_array(self, path, f):
-    try:
-      records = json.load(f)
-    except json.JSONDecodeError as e:
-      raise SourceError(f"{path}:{e.lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
-    for index, record in enumerate(records):
-      yield f"{path}[{index}]", record
-
-
-class CsvSource(_FileSource):
-  """CSV or TSV with a header row; the delimiter follows the extension unless given."""
-
-  def __init__(self, files, fields=None, delimiter: Optional[str] = None):
-    self._delimiter = delimiter
-    super().__init__(files, fields)
 
   def _read(self, split):
     for path in self._files[split]:
@@ -256,6 +248,31 @@ class TfdsSource(seqio.TfdsDataSource):
     if split in self._declared_sizes:
       return self._declared_sizes[split]
     return super().num_input_examples(split)
+
+  def array_records(self, split: str) -> Optional[records_lib.Records]:
+    """The split read by index through TFDS's random-access data source, when the
+    dataset is prepared as ArrayRecord; None otherwise (it only streams)."""
+    import tensorflow_datasets as tfds
+
+    loader = self.tfds_dataset
+    try:
+      builder = loader.builder
+      if builder.info.file_format != tfds.core.FileFormat.ARRAY_RECORD:
+        return None
+    except (tfds.core.registered.DatasetNotFoundError, AssertionError, OSError):
+      return None
+    return records_lib.Records(records_lib.TfdsRecords(
+        loader.resolved_tfds_name(), loader.data_dir, loader._map_split(split)))  # pylint: disable=protected-access
+
+
+def random_access_records(source: seqio.DataSource, split: str) -> Optional[Sequence[dict]]:
+  """A split as records read by index, or None where the source only streams (a seqio
+  source of another kind, a TFDS dataset not prepared as ArrayRecord)."""
+  if isinstance(source, RecordSource):
+    return source.records(split)
+  if isinstance(source, TfdsSource):
+    return source.array_records(split)
+  return None
 
 
 def tfds_source(tfds_name: str, splits=None, num_examples: Optional[Mapping[str, int]] = None,

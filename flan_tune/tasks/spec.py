@@ -3,8 +3,6 @@
 import dataclasses
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-import seqio
-
 from flan_tune.tasks.templates import PromptStyle, Template
 
 
@@ -59,7 +57,7 @@ class InstructionTask:
       options shown) and pick the most likely one.
   """
   name: str
-  source: seqio.DataSource
+  source: Any  # a seqio.DataSource (not imported: input workers load this module)
   templates: Sequence[Template]
   cluster: str
   collection: str = "default"
@@ -71,7 +69,7 @@ class InstructionTask:
   fewshot: FewShotConfig = FewShotConfig()
   metric_fns: Sequence[Callable] = ()
   postprocess_fn: Optional[Callable] = None
-  vocabulary: Optional[seqio.Vocabulary] = None
+  vocabulary: Optional[Any] = None  # a seqio.Vocabulary
   seed: int = 0
   cot_answer_phrase: str = "So the answer is"
   cot_triggers: Sequence[str] = COT_TRIGGERS
