@@ -8,7 +8,7 @@ import tensorflow as tf
 import tasks.offline  # noqa: F401  (registers the offline mixtures)
 from flan_tune.errors import FlanTuneError
 from flan_tune.mixtures import mixture_rates
-from flan_tune.training import packing
+from flan_tune.training import packing, tfdata_input
 from flan_tune.training.input_pipeline import TrainInput, make_dataset
 
 LENGTHS = {"inputs": 256, "targets": 64}  # the demo's
@@ -80,7 +80,7 @@ def test_pool_of_one_is_seqios_next_fit(examples):
   """With one open row best fit is next fit: exactly seqio's rows, features and dtypes
   (seqio restarts its packing every max(lengths) examples, so take fewer)."""
   ds = as_dataset(examples[:250])
-  ours = packing.pack_dataset(ds, LENGTHS, pool_size=1)
+  ours = tfdata_input.pack_dataset(ds, LENGTHS, pool_size=1)
   theirs = seqio.EncDecFeatureConverter(pack=True)(ds, LENGTHS)
   assert ours.element_spec == theirs.element_spec
   ours, theirs = list(ours.as_numpy_iterator()), list(theirs.as_numpy_iterator())
@@ -96,7 +96,7 @@ def test_one_example_per_row_matches_seqio_with_the_default_pool():
   rng = np.random.default_rng(0)
   examples = [{"inputs": rng.integers(2, 100, 259, dtype=np.int32),
                "targets": rng.integers(2, 100, 1 + i, dtype=np.int32)} for i in range(70)]
-  ours = list(packing.pack_dataset(as_dataset(examples), LENGTHS).as_numpy_iterator())
+  ours = list(tfdata_input.pack_dataset(as_dataset(examples), LENGTHS).as_numpy_iterator())
   trimmed = [{"inputs": e["inputs"][:256], "targets": e["targets"][:64]} for e in examples]
   theirs = list(seqio.EncDecFeatureConverter(pack=True)(as_dataset(trimmed), LENGTHS)
                 .as_numpy_iterator())
@@ -121,7 +121,7 @@ def test_rows_respect_both_lengths():
 
 
 def test_same_stream_same_rows(examples):
-  ds = packing.pack_dataset(as_dataset(examples[:150]), LENGTHS)
+  ds = tfdata_input.pack_dataset(as_dataset(examples[:150]), LENGTHS)
   first, again = list(ds.as_numpy_iterator()), list(ds.as_numpy_iterator())
   assert len(first) == len(again)
   for a, b in zip(first, again):

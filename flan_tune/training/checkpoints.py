@@ -81,6 +81,11 @@ class Checkpointer:
                                          DATA: ocp.args.JsonSave(dict(data_state))}),
         force=force)
 
+  def should_save(self, step: int) -> bool:
+    """Whether `save(step, ...)` would save: callers build the data state only then (it
+    gathers every host's data position)."""
+    return self._manager.should_save(step)
+
   def all_steps(self) -> list[int]:
     """Complete steps on disk, oldest first (unfinished saves are not listed)."""
     self._manager.reload()

@@ -1,51 +1,68 @@
-"""Training input: per-host shards of a seqio mixture, packed into batches, resumable.
+"""Training input: per-host shards of a mixture, packed into batches, resumable.
 
-The data is cut into `num_shards` seqio shards (default: one per process). Each host
-reads only its own consecutive shards (`seqio.ShardInfo`) and yields
-batch_size // process_count rows, shard by shard; `partitioning.make_global_batch`
-joins the hosts' rows in process order. So a global batch is shard 0's rows, then shard
-1's, ... whatever the number of processes: with num_shards fixed, one process and many
-give the same batches, and a run may resume on a different number of hosts.
-Streams repeat forever (num_epochs=None) and are deterministic for a seed, which is what
-makes `DataIterator`'s resume exact: it records how many batches were consumed and, on
-restore, rebuilds the same dataset and skips that many. tf.data iterator checkpoints are
-not used: seqio's pipelines run Python (numpy_function / generators), which tf.data
-cannot save.
-Packing (`pack=True`) is best fit over a pool of open rows by default (`packing`), which
-fills ~98% of the binding feature at the demo's lengths where seqio's next-fit packer
-fills ~76%; `packer="seqio"` restores seqio's `EncDecFeatureConverter(pack=True)`.
+Two paths give the same kind of batches (EncDecFeatureConverter's packed features):
+- Grain (`grain_input`), for every mixture whose members are tasks registered with
+  `register_task` over sources that read by index (JSONL, Parquet, CSV, generators,
+  TFDS ArrayRecord). Start-up and memory do not grow with the number of members, worker
+  processes render, and the position is two numbers per data shard, so a resume at any
+  step costs one window of rendering.
+- tf.data (`tfdata_input`), seqio's own pipeline, for a mixture with any other member (a
+  seqio task registered elsewhere, TFDS not in ArrayRecord). It is logged as the slow
+  path: its resume replays every batch consumed.
+
+The data is cut into `num_shards` data shards (default: one per process). Each host
+reads its own consecutive shards and yields batch_size // process_count rows, shard by
+shard; `partitioning.make_global_batch` joins the hosts' rows in process order. So a
+global batch is shard 0's rows, then shard 1's, ... whatever the number of processes:
+with num_shards fixed, one process and many give the same batches, and a run may resume
+on a different number of hosts.
 """
 
 import dataclasses
 import difflib
 import hashlib
 import json
+import logging
+import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import gin
 import numpy as np
 import seqio
-import tensorflow as tf
 
 from flan_tune.errors import CheckpointError, FlanTuneError, MixtureError, PartitioningError
-from flan_tune.tasks import registry, vocabularies
-from flan_tune.training import packing
+from flan_tune.mixtures import builder as mixtures
+from flan_tune.mixtures import sampling
+from flan_tune.tasks import registry, sources, vocabularies
+from flan_tune.training import grain_input, packing, tfdata_input
 
-STATE_VERSION = 1
+# The state's version names the path that saved it: 1 tf.data (batches consumed, replayed
+# on restore), 2 Grain (a window and row per data shard).
+TFDATA_STATE, GRAIN_STATE = 1, 2
 
 
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
 class TrainInput:
   """What to read and how; `batch_size` is global (all hosts together). `num_shards`
-  None means one shard per process. `packer` ("best_fit" or "seqio") applies when
-  `pack` is set."""
+  None means one shard per process. `packer` ("best_fit" or "seqio", which takes the
+  tf.data path) applies when `pack` is set. `num_workers` processes render for the
+  Grain path (None: half the host's cores, at least 1, at most 8; 0: in this process);
+  the batches do not depend on it. `pack_window` examples are packed together (Grain).
+  `shuffle` permutes each task's examples anew every pass; tasks interleave at random
+  either way."""
 
   def __post_init__(self):
     if self.packer not in packing.PACKERS:
       raise FlanTuneError(f"TrainInput.packer={self.packer!r} must be one of "
                           f"{', '.join(packing.PACKERS)}")
+    for name in ("num_workers", "pack_window"):
+      value = getattr(self, name)
+      if value is not None and (isinstance(value, bool) or not isinstance(value, int) or
+                                value < (1 if name == "pack_window" else 0)):
+        raise FlanTuneError(f"TrainInput.{name}={value!r} must be an int >= "
+                            f"{1 if name == 'pack_window' else 0}")
     if self.mixture_or_task_module:
       registry.import_modules([self.mixture_or_task_module])
 
@@ -60,18 +77,29 @@ class TrainInput:
   shuffle: bool = True
   use_cached: bool = False
   num_shards: int | None = None
+  num_workers: int | None = None
+  pack_window: int = grain_input.WINDOW
   # A module or .py file that registers the task (T5X's MIXTURE_OR_TASK_MODULE).
   mixture_or_task_module: str | None = None
 
   def shards(self, process_count: int) -> int:
     return process_count if self.num_shards is None else self.num_shards
 
-  def fingerprint(self, process_count: int = 1) -> str:
+  def workers(self) -> int:
+    if self.num_workers is None:
+      return max(1, min(8, (os.cpu_count() or 2) // 2))
+    return self.num_workers
+
+  def fingerprint(self, process_count: int = 1, grain_path: bool = False) -> str:
     """A digest of everything that decides the global batch stream, so a saved position
     is never replayed against a different stream."""
     fields = dataclasses.asdict(self)
     fields["task_feature_lengths"] = dict(sorted(self.task_feature_lengths.items()))
     fields["num_shards"] = self.shards(process_count)
+    del fields["num_workers"]  # the stream does not depend on it
+    window = fields.pop("pack_window")
+    if grain_path:
+      fields["pipeline"] = f"grain/{window}"
     # seqio's packing (and none) gives the streams saved before `packer` existed, so
     # their positions stay valid; best fit records its pool size, which shapes the rows.
     packer = fields.pop("packer")
@@ -142,55 +170,92 @@ def local_batch_size(cfg: TrainInput, process_count: int) -> int:
   return cfg.batch_size // process_count
 
 
-def make_dataset(cfg: TrainInput, process_index: int = 0,
-                 process_count: int = 1) -> tf.data.Dataset:
-  """This host's infinite stream of batches (numpy-able dicts of EncDec features)."""
-  batch = local_batch_size(cfg, process_count)
+def host_shards(cfg: TrainInput, process_index: int, process_count: int) -> range:
+  """The data shards this host reads (checks the shard arithmetic first)."""
+  local_batch_size(cfg, process_count)
   if not 0 <= process_index < process_count:
     raise PartitioningError(f"process_index {process_index} is not in [0, {process_count})")
-  shards = cfg.shards(process_count)
-  per_host = shards // process_count
-  parts = [_shard_batches(cfg, index, shards, batch // per_host)
-           for index in range(process_index * per_host, (process_index + 1) * per_host)]
-  ds = parts[0] if len(parts) == 1 else tf.data.Dataset.zip(tuple(parts)).map(
-      lambda *rows: {name: tf.concat([r[name] for r in rows], 0) for name in rows[0]})
-  options = tf.data.Options()
-  options.deterministic = True
-  return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+  per_host = cfg.shards(process_count) // process_count
+  return range(process_index * per_host, (process_index + 1) * per_host)
 
 
-def _shard_batches(cfg: TrainInput, index: int, num_shards: int,
-                   rows: int) -> tf.data.Dataset:
-  """Batches of `rows` rows from seqio shard `index` of `num_shards`."""
-  lengths = dict(cfg.task_feature_lengths)
-  ds = _provider(cfg.mixture_or_task_name).get_dataset(
-      sequence_length=lengths, split=cfg.split, use_cached=cfg.use_cached,
-      shuffle=cfg.shuffle, seed=cfg.seed, num_epochs=None,
-      shard_info=seqio.ShardInfo(index=index, num_shards=num_shards))
-  if cfg.pack and cfg.packer == "best_fit":
-    ds = packing.pack_dataset(ds, lengths)
-  else:
-    ds = seqio.EncDecFeatureConverter(pack=cfg.pack)(ds, lengths)
-  return ds.batch(rows, drop_remainder=True)
+def make_dataset(cfg: TrainInput, process_index: int = 0, process_count: int = 1):
+  """This host's batches through tf.data (the slow path), whatever the mixture."""
+  shards = host_shards(cfg, process_index, process_count)
+  return tfdata_input.host_batches(cfg, _provider(cfg.mixture_or_task_name), shards,
+                                   cfg.shards(process_count),
+                                   local_batch_size(cfg, process_count) // len(shards))
+
+
+def grain_plan(cfg: TrainInput) -> tuple[grain_input.Plan | None, str]:
+  """The Grain plan of the mixture, or None and why it must take the tf.data path."""
+  name = cfg.mixture_or_task_name
+  provider = _provider(name)
+  if cfg.pack and cfg.packer == "seqio":
+    return None, "TrainInput.packer='seqio' packs with seqio's converter"
+  rates = mixtures.mixture_rates(name)
+  members, sizes, tasks, tokenizers = [], {}, {}, {}
+  for member in sorted(rates):
+    variant = registry.get_variant(member)
+    if variant is None or variant.scoring:
+      return None, f"member {member!r} is not a task registered with register_task"
+    task = variant.task
+    records = sources.random_access_records(task.source, cfg.split)
+    exemplars = (sources.random_access_records(task.source, task.fewshot.exemplar_split)
+                 if variant.style.few_shot else None)
+    if records is None or (variant.style.few_shot and exemplars is None):
+      return None, f"member {member!r} reads {task.source!r}, which only streams"
+    vocabulary = seqio.get_mixture_or_task(member).output_features["inputs"].vocabulary
+    tokenizer = tokenizers.setdefault(id(vocabulary), grain_input.Tokenizer(vocabulary))
+    if task.name not in tasks:  # one stripped copy per task, shared by its styles
+      tasks[task.name] = dataclasses.replace(task, source=None, vocabulary=None,
+                                             metric_fns=(), postprocess_fn=None)
+    members.append(grain_input.Member(member, tasks[task.name], variant.style, records,
+                                      exemplars, tokenizer))
+    sizes[member] = len(records)
+  del provider
+  _, sampler = sampling.sampler_for(rates, sizes, cfg.seed, cfg.shuffle)
+  return grain_input.Plan(sampler, members, dict(cfg.task_feature_lengths), cfg.pack,
+                          cfg.pack_window), ""
 
 
 class DataIterator:
   """Batches of numpy arrays with a position that can be saved and resumed exactly.
 
-  `state()` is a small JSON dict (batches consumed + config fingerprint). `restore`
-  rebuilds the dataset and skips the consumed batches: the skipped ones are still
-  produced (rendered, tokenized, packed) and dropped, so resuming at step n costs about
-  as much input work as n steps did - acceptable at this project's scale."""
+  `state()` is a small JSON dict: on the Grain path each data shard's (window, row),
+  gathered from every host; on the tf.data path the batches consumed, which `restore`
+  skips by producing and dropping them (the slow path's replay). Call `state()` on every
+  process at once (it is a collective across hosts), and `close()` at the end."""
 
   def __init__(self, cfg: TrainInput, process_index: int = 0, process_count: int = 1):
     self.cfg = cfg
     self.process_index = process_index
     self.process_count = process_count
-    self.fingerprint = cfg.fingerprint(process_count)
+    self._shards = host_shards(cfg, process_index, process_count)
+    self._rows = local_batch_size(cfg, process_count) // len(self._shards)
+    self.plan, why = grain_plan(cfg)
+    if self.plan is None:
+      logging.warning("TrainInput: %r is read through tf.data, the slow path (start-up and "
+                      "memory grow with its members, and a resume replays every batch "
+                      "consumed): %s", cfg.mixture_or_task_name, why)
+    self.fingerprint = cfg.fingerprint(process_count, grain_path=self.plan is not None)
     self._consumed = 0
-    self._start(0)
+    self._streams = []
+    self._start([(0, 0)] * len(self._shards), skip=0)
 
-  def _start(self, skip: int) -> None:
+  @property
+  def grain_path(self) -> bool:
+    return self.plan is not None
+
+  def _start(self, positions: list[tuple[int, int]], skip: int) -> None:
+    self.close()
+    if self.grain_path:
+      workers = self.cfg.workers()
+      per_shard = -(-workers // len(self._shards)) if workers else 0
+      self._streams = [grain_input.ShardRows(self.plan, shard, self.cfg.shards(
+          self.process_count), per_shard, tuple(position))
+                       for shard, position in zip(self._shards, positions)]
+      return
     ds = make_dataset(self.cfg, self.process_index, self.process_count)
     self._iterator = ds.skip(skip).as_numpy_iterator() if skip else ds.as_numpy_iterator()
 
@@ -198,7 +263,12 @@ class DataIterator:
     return self
 
   def __next__(self) -> dict[str, np.ndarray]:
-    batch = next(self._iterator)
+    if self.grain_path:
+      parts = [stream.take(self._rows) for stream in self._streams]
+      batch = parts[0] if len(parts) == 1 else {
+          k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    else:
+      batch = next(self._iterator)
     self._consumed += 1
     return batch
 
@@ -207,25 +277,55 @@ class DataIterator:
     return self._consumed
 
   def state(self) -> dict[str, Any]:
-    return {"version": STATE_VERSION, "batches_consumed": self._consumed,
-            "fingerprint": self.fingerprint,
-            "mixture_or_task_name": self.cfg.mixture_or_task_name, "seed": self.cfg.seed}
+    state = {"version": GRAIN_STATE if self.grain_path else TFDATA_STATE,
+             "batches_consumed": self._consumed, "fingerprint": self.fingerprint,
+             "mixture_or_task_name": self.cfg.mixture_or_task_name, "seed": self.cfg.seed}
+    if self.grain_path:
+      state["shards"] = self._all_shard_positions()
+    return state
+
+  def _all_shard_positions(self) -> list[list[int]]:
+    local = np.asarray([stream.position for stream in self._streams], np.int64)
+    if self.process_count > 1:
+      from jax.experimental import multihost_utils
+
+      local = np.asarray(multihost_utils.process_allgather(local)).reshape(-1, 2)
+    return local.tolist()
 
   def restore(self, state: Mapping[str, Any]) -> None:
     """Continues from `state`; refuses a state saved from a different stream."""
-    if state.get("version") != STATE_VERSION:
+    version = GRAIN_STATE if self.grain_path else TFDATA_STATE
+    if state.get("version") not in (TFDATA_STATE, GRAIN_STATE):
       raise CheckpointError(f"data iterator state version {state.get('version')!r} is not "
-                            f"{STATE_VERSION}")
-    if state.get("fingerprint") != self.fingerprint:
+                            f"{TFDATA_STATE} or {GRAIN_STATE}")
+    if state.get("fingerprint") != self.fingerprint or state["version"] != version:
       raise CheckpointError(
           f"the data iterator state was saved for a different input configuration "
           f"(fingerprint {state.get('fingerprint')}, mixture "
-          f"{state.get('mixture_or_task_name')!r}, seed {state.get('seed')}) than this one "
-          f"({self.fingerprint}, {self.cfg.mixture_or_task_name!r}, seed {self.cfg.seed}, "
-          f"{self.cfg.shards(self.process_count)} data shards); resuming would replay other "
-          "batches. Restore with the original TrainInput (and TrainInput.num_shards set to "
-          "the original process count if that changed; TrainInput.packer='seqio' for a "
-          "run saved before best-fit packing became the default).")
+          f"{state.get('mixture_or_task_name')!r}, seed {state.get('seed')}, "
+          f"{_PATHS[state['version']]} path) than this one ({self.fingerprint}, "
+          f"{self.cfg.mixture_or_task_name!r}, seed {self.cfg.seed}, "
+          f"{self.cfg.shards(self.process_count)} data shards, {_PATHS[version]} path); "
+          "resuming would replay other batches. Restore with the original TrainInput (and "
+          "TrainInput.num_shards set to the original process count if that changed; "
+          "TrainInput.packer='seqio' for a run saved before best-fit packing became the "
+          "default).")
     consumed = int(state["batches_consumed"])
-    self._start(consumed)
+    if self.grain_path:
+      positions = state["shards"]
+      if len(positions) != self.cfg.shards(self.process_count):
+        raise CheckpointError(f"the data iterator state has {len(positions)} data shards, "
+                              f"this input {self.cfg.shards(self.process_count)}")
+      self._start([positions[shard] for shard in self._shards], skip=0)
+    else:
+      self._start([], skip=consumed)
     self._consumed = consumed
+
+  def close(self) -> None:
+    """Stops the worker processes (the Grain path)."""
+    for stream in self._streams:
+      stream.close()
+    self._streams = []
+
+
+_PATHS = {TFDATA_STATE: "tf.data", GRAIN_STATE: "Grain"}

@@ -165,6 +165,7 @@ def train(model_dir: str = gin.REQUIRED, *,
   finally:
     if checkpointer is not None:
       checkpointer.close()  # waits for saves in flight, also when a step failed
+    data.close()  # stops the input workers
     # A live tf.data iterator over an infinite stream can block interpreter exit.
     del data
   return state
@@ -219,7 +220,7 @@ def _run_loop(state, step, train_steps, step_fn, data, checkpointer, mesh, rules
         metrics = _scalars(jax.device_get(metrics))
         trainer.check_finite(metrics, step)  # before saving: the last save stays good
         reporter.update(step, metrics)
-        if checkpointer.save(step, state, data.state()):
+        if checkpointer.should_save(step) and checkpointer.save(step, state, data.state()):
           last_saved = step
         if evaluate is not None:  # a save in flight continues in the background
           evaluate(step, state.params, final=step == train_steps)
