@@ -60,17 +60,19 @@ def measure(dataset, lengths, warmup_rows, rows):
 
 
 def measure_train_input(mixture, lengths, batch_size, batches=20, warmup_batches=3,
-                        packer="best_fit", shuffle=True, seed=0):
+                        packer="best_fit", shuffle=True, seed=0, min_seconds=20.0,
+                        num_workers=None):
   """Packed batches/s the trainer's input path delivers, on one host.
 
-  start-up (`startup_s`: building the pipeline and the first batch, when a shuffled
-  mixture also fills the buffer of each member it samples) and warm-up (`warmup_s`: the
-  next `warmup_batches`, as the other members' buffers fill) are timed apart from the
-  steady state (`batches` more), over which the rates and `packing.packing_stats`
+  start-up (`startup_s`: building the pipeline and the first batch; on the tf.data path
+  a shuffled mixture also fills the buffer of each member it samples) and warm-up
+  (`warmup_s`: the next `warmup_batches`) are timed apart from the steady state (at
+  least `batches` more and `min_seconds`, so that the Grain path's rate spans several
+  packing windows), over which the rates and `packing.packing_stats`
   (efficiency, inputs_fill, targets_fill, examples_per_row) are taken."""
   cfg = TrainInput(mixture_or_task_name=mixture, task_feature_lengths=dict(lengths),
                    batch_size=batch_size, seed=seed, pack=True, packer=packer,
-                   shuffle=shuffle)
+                   shuffle=shuffle, num_workers=num_workers)
   start = time.perf_counter()
   iterator = DataIterator(cfg)
   next(iterator)
@@ -79,9 +81,12 @@ def measure_train_input(mixture, lengths, batch_size, batches=20, warmup_batches
   for _ in range(warmup_batches):
     next(iterator)
   warmup = time.perf_counter() - start
-  start = time.perf_counter()
-  timed = [next(iterator) for _ in range(batches)]
+  start, timed = time.perf_counter(), []
+  while len(timed) < batches or time.perf_counter() - start < min_seconds:
+    timed.append(next(iterator))
   seconds = time.perf_counter() - start
+  iterator.close()
+  batches = len(timed)
   stats = packing.packing_stats(timed)
   return {"mixture": mixture, "lengths": dict(lengths), "batch_size": batch_size,
           "packer": packer, "shuffle": shuffle, "startup_s": startup, "warmup_s": warmup,

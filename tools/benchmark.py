@@ -303,7 +303,7 @@ def pipeline_section(args, consumed_batches_per_s: dict) -> dict:
   demo = demo_train_rate(args)
   delivered = bench_pipeline.measure_train_input(
       "flan_offline_no_nli", demo["lengths"], demo["batch_size"],
-      batches=args.pipeline_batches, shuffle=False)
+      batches=args.pipeline_batches)
   out["demo"] = {**delivered, "consumed_batches_per_s": demo["batches_per_s"],
                  "ratio": delivered["batches_per_s"] / demo["batches_per_s"]}
   return out

@@ -55,7 +55,6 @@ def stages(run_dir: str, held_out: str, devices: int, quick: bool) -> list[tuple
           f"--gin.TRAIN_STEPS={finetune_steps}", "--gin.BATCH_SIZE=8",
           "--gin.TASK_FEATURE_LENGTHS={'inputs': 256, 'targets': 64}",
           "--gin.optimizers.constant_schedule.learning_rate=1e-2",
-          "--gin.TrainInput.shuffle=False",
           f"--gin.CheckpointConfig.save_interval_steps={finetune_steps}",
           "--gin.train.log_every=50", f"--gin.train.eval_every={finetune_steps}",
           "--gin.train.eval_config=@EvalConfig()", *eval_flags)),

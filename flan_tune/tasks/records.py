@@ -323,12 +323,15 @@ class ConcatRecords(RawRecords):
 
 class Records(Sequence):
   """Records as templates see them: raw records mapped to fields (`fields` maps a field
-  to a dotted column name), values normalized, every record with the first record's
-  fields, and `_origin` added. Slices are lists."""
+  to a dotted column name), values normalized to text, every record with the first
+  record's fields, and `_origin` added. `normalize=False` keeps the values as they are
+  (TFDS features, which a task's example_fn maps). Slices are lists."""
 
-  def __init__(self, raw: RawRecords, field_map: Optional[Mapping[str, str]] = None):
+  def __init__(self, raw: RawRecords, field_map: Optional[Mapping[str, str]] = None,
+               normalize: bool = True):
     self.raw = raw
     self.field_map = dict(field_map) if field_map is not None else None
+    self.normalize = normalize
     self._fields = None
 
   def __len__(self):
@@ -340,7 +343,7 @@ class Records(Sequence):
     if index < 0:
       index += len(self)
     origin, raw = self.raw[index]
-    record = map_fields(raw, origin, self.field_map)
+    record = map_fields(raw, origin, self.field_map) if self.normalize else dict(raw)
     if self._fields is None:
       self._fields = set(record) if index == 0 else set(self[0]) - {ORIGIN}
     if set(record) != self._fields:

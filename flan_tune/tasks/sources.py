@@ -249,20 +249,44 @@ class TfdsSource(seqio.TfdsDataSource):
       return self._declared_sizes[split]
     return super().num_input_examples(split)
 
+  def _array_record_builder(self):
+    """The dataset's builder when it is prepared as ArrayRecord, else None."""
+    import tensorflow_datasets as tfds
+
+    try:
+      builder = self.tfds_dataset.builder
+      return builder if builder.info.file_format == tfds.core.FileFormat.ARRAY_RECORD else None
+    except (tfds.core.registered.DatasetNotFoundError, AssertionError, OSError):
+      return None
+
   def array_records(self, split: str) -> Optional[records_lib.Records]:
     """The split read by index through TFDS's random-access data source, when the
     dataset is prepared as ArrayRecord; None otherwise (it only streams)."""
-    import tensorflow_datasets as tfds
-
-    loader = self.tfds_dataset
-    try:
-      builder = loader.builder
-      if builder.info.file_format != tfds.core.FileFormat.ARRAY_RECORD:
-        return None
-    except (tfds.core.registered.DatasetNotFoundError, AssertionError, OSError):
+    if self._array_record_builder() is None:
       return None
+    loader = self.tfds_dataset
     return records_lib.Records(records_lib.TfdsRecords(
-        loader.resolved_tfds_name(), loader.data_dir, loader._map_split(split)))  # pylint: disable=protected-access
+        loader.resolved_tfds_name(), loader.data_dir, loader._map_split(split)),  # pylint: disable=protected-access
+                               normalize=False)
+
+  def get_dataset(self, split=None, shuffle=True, seed=None, shard_info=None, *,
+                  sequence_length=None, use_cached=False, num_epochs=1) -> tf.data.Dataset:
+    """seqio's, except for ArrayRecord datasets, which TFDS reads only by index: those
+    stream from their data source (evaluation's path)."""
+    builder = self._array_record_builder()
+    if builder is None:
+      return super().get_dataset(split, shuffle, seed, shard_info,
+                                 sequence_length=sequence_length, use_cached=use_cached,
+                                 num_epochs=num_epochs)
+    source = builder.as_data_source(split=self.tfds_dataset._map_split(split))  # pylint: disable=protected-access
+    order = list(range(len(source)))
+    if shard_info is not None:
+      order = order[shard_info.index::shard_info.num_shards]
+    ds = tf.data.Dataset.from_generator(lambda: (source[i] for i in order),
+                                        output_signature=builder.info.features.get_tensor_spec())
+    if shuffle:
+      ds = ds.shuffle(max(len(order), 1), seed=seed)
+    return ds.repeat(num_epochs)
 
 
 def random_access_records(source: seqio.DataSource, split: str) -> Optional[Sequence[dict]]:
