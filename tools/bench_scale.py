@@ -158,12 +158,14 @@ def measure(args) -> dict:
 
 
 def _timed_first(make_iterator) -> float:
+  """Seconds from building (and restoring) an iterator to its first batch."""
   start = time.perf_counter()
   iterator = make_iterator()
   next(iterator)
+  seconds = time.perf_counter() - start
   if hasattr(iterator, "close"):
     iterator.close()
-  return time.perf_counter() - start
+  return seconds
 
 
 def grain_resume(iterator, cfg, args, data_iterator) -> dict:

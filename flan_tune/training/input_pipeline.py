@@ -224,8 +224,9 @@ class DataIterator:
 
   `state()` is a small JSON dict: on the Grain path each data shard's (window, row),
   gathered from every host; on the tf.data path the batches consumed, which `restore`
-  skips by producing and dropping them (the slow path's replay). Call `state()` on every
-  process at once (it is a collective across hosts), and `close()` at the end."""
+  skips by producing and dropping them (the slow path's replay). The pipeline starts at
+  the first batch, so a restore right after construction builds it once. Call `state()`
+  on every process at once (it is a collective across hosts), and `close()` at the end."""
 
   def __init__(self, cfg: TrainInput, process_index: int = 0, process_count: int = 1):
     self.cfg = cfg
@@ -240,29 +241,31 @@ class DataIterator:
                       "consumed): %s", cfg.mixture_or_task_name, why)
     self.fingerprint = cfg.fingerprint(process_count, grain_path=self.plan is not None)
     self._consumed = 0
-    self._streams = []
-    self._start([(0, 0)] * len(self._shards), skip=0)
+    self._positions = [(0, 0)] * len(self._shards)  # where the streams start (Grain)
+    self._streams, self._iterator = [], None  # started by the first batch
 
   @property
   def grain_path(self) -> bool:
     return self.plan is not None
 
-  def _start(self, positions: list[tuple[int, int]], skip: int) -> None:
-    self.close()
+  def _start(self) -> None:
     if self.grain_path:
       workers = self.cfg.workers()
       per_shard = -(-workers // len(self._shards)) if workers else 0
-      self._streams = [grain_input.ShardRows(self.plan, shard, self.cfg.shards(
-          self.process_count), per_shard, tuple(position))
-                       for shard, position in zip(self._shards, positions)]
+      num_shards = self.cfg.shards(self.process_count)
+      self._streams = [grain_input.ShardRows(self.plan, shard, num_shards, per_shard, position)
+                       for shard, position in zip(self._shards, self._positions)]
       return
     ds = make_dataset(self.cfg, self.process_index, self.process_count)
+    skip = self._consumed
     self._iterator = ds.skip(skip).as_numpy_iterator() if skip else ds.as_numpy_iterator()
 
   def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
     return self
 
   def __next__(self) -> dict[str, np.ndarray]:
+    if not self._streams and self._iterator is None:
+      self._start()
     if self.grain_path:
       parts = [stream.take(self._rows) for stream in self._streams]
       batch = parts[0] if len(parts) == 1 else {
@@ -285,7 +288,8 @@ class DataIterator:
     return state
 
   def _all_shard_positions(self) -> list[list[int]]:
-    local = np.asarray([stream.position for stream in self._streams], np.int64)
+    local = np.asarray([stream.position for stream in self._streams] if self._streams
+                       else self._positions, np.int64)
     if self.process_count > 1:
       from jax.experimental import multihost_utils
 
@@ -310,22 +314,22 @@ class DataIterator:
           "TrainInput.num_shards set to the original process count if that changed; "
           "TrainInput.packer='seqio' for a run saved before best-fit packing became the "
           "default).")
-    consumed = int(state["batches_consumed"])
     if self.grain_path:
       positions = state["shards"]
       if len(positions) != self.cfg.shards(self.process_count):
         raise CheckpointError(f"the data iterator state has {len(positions)} data shards, "
                               f"this input {self.cfg.shards(self.process_count)}")
-      self._start([positions[shard] for shard in self._shards], skip=0)
-    else:
-      self._start([], skip=consumed)
-    self._consumed = consumed
+      self._positions = [tuple(positions[shard]) for shard in self._shards]
+    self.close()
+    self._consumed = int(state["batches_consumed"])
 
   def close(self) -> None:
-    """Stops the worker processes (the Grain path)."""
+    """Stops the worker processes (the Grain path); the next batch starts them again."""
+    if self._streams:
+      self._positions = [stream.position for stream in self._streams]
     for stream in self._streams:
       stream.close()
-    self._streams = []
+    self._streams, self._iterator = [], None
 
 
 _PATHS = {TFDATA_STATE: "tf.data", GRAIN_STATE: "Grain"}
