@@ -210,3 +210,24 @@ def test_unknown_field_at_registration_with_field_map(tmp_path, unique, cleanup)
 def test_chain_of_thought_trigger_goes_before_a_closing_answer_cue(prompt, expected):
   from flan_tune.tasks.render import _with_trigger
   assert _with_trigger(prompt, "Think.") == expected
+
+
+def test_each_pass_draws_its_template_anew(tmp_path, unique, cleanup):
+  """FLAN draws a template every time an example is used: rendering in pass (epoch) 1, 2,
+  ... gives other templates than pass 0, deterministically; pass 0 is evaluation's."""
+  from flan_tune.tasks import registry, render
+
+  path = tmp_path / "t.jsonl"
+  path.write_text("".join(f'{{"q": "question {i}", "a": "yes"}}\n' for i in range(5)))
+  cleanup[0].append(unique)
+  register_task(name=unique, source=JsonlSource({"train": str(path)}), cluster="qa",
+                templates=[Template(f"{{q}} ({i})", "{a}") for i in range(8)],
+                styles=["zs_noopt"])
+  task = registry.get_task(unique)
+  renderer = render.PromptRenderer(task, registry.variants_of(unique)[0].style,
+                                   count_tokens=len, max_input_tokens=100)
+  fields = render.example_fields(task, task.source.records("train")[0])
+  passes = [renderer.render(fields, epoch=e).template_index for e in range(12)]
+  assert len(set(passes)) > 3
+  assert passes == [renderer.render(fields, epoch=e).template_index for e in range(12)]
+  assert renderer.render(fields).template_index == passes[0]

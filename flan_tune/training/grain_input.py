@@ -178,7 +178,7 @@ class ShardRows:
       shard_windows = shard_windows.mp_prefetch(grain.MultiprocessingOptions(
           num_workers=num_workers, per_worker_buffer_size=2))
     self._iterator = iter(shard_windows)
-    self._current = self._next_window()
+    self._current = None  # fetched by the first take, so errors surface there
 
   @property
   def position(self) -> tuple[int, int]:
@@ -186,6 +186,8 @@ class ShardRows:
 
   def take(self, count: int) -> dict[str, np.ndarray]:
     parts = []
+    if self._current is None:
+      self._current = self._next_window()
     while count:
       available = len(self._current["encoder_input_tokens"]) - self.row
       if not available:
