@@ -88,3 +88,51 @@ def test_generator_source_shards_and_shuffles_deterministically():
   assert [e["x"] for e in first] == [e["x"] for e in again]
   with pytest.raises(SourceError, match="has no split 'test'"):
     source.records("test")
+
+
+def test_jsonl_is_read_by_line_offsets_with_blank_lines_and_no_final_newline(tmp_path):
+  path = tmp_path / "a.jsonl"
+  path.write_text('{"a": "1"}\n\n   \n{"a": "2"}\r\n{"a": "3"}')
+  records = JsonlSource({"train": str(path)}).records("train")
+  assert len(records) == 3
+  assert [r["a"] for r in records] == ["1", "2", "3"]
+  assert [r["_origin"] for r in records] == [f"{path}:1", f"{path}:4", f"{path}:5"]
+  assert records[2] == records[-1]
+
+
+def test_jsonl_gz_reads_a_decompressed_copy_and_names_the_gz_file(tmp_path, monkeypatch):
+  import gzip
+
+  monkeypatch.setenv("FLAN_TUNE_CACHE_DIR", str(tmp_path / "cache"))
+  path = tmp_path / "a.jsonl.gz"
+  with gzip.open(path, "wt") as f:
+    f.write('{"a": "1"}\n{"a": 2}\n{"a": \n')
+  records = JsonlSource({"train": str(path)}).records("train")
+  assert [records[0]["a"], records[1]["a"]] == ["1", "2"]
+  with pytest.raises(SourceError, match=rf"{path}:3: invalid JSON"):
+    records[2]
+  assert len(list((tmp_path / "cache" / "decompressed").iterdir())) == 1
+
+
+def test_parquet_is_read_by_row_group_with_origins(tmp_path):
+  import pyarrow as pa
+  import pyarrow.parquet as pq
+
+  from flan_tune.tasks import ParquetSource
+
+  path = str(tmp_path / "a.parquet")
+  table = pa.table({"inputs": [f"q{i}" for i in range(25)], "targets": [str(i) for i in range(25)],
+                    "meta": [{"source": "x"}] * 25, "unused": list(range(25))})
+  pq.write_table(table, path, row_group_size=10)
+  source = ParquetSource({"train": [path, path]}, fields={"q": "inputs", "a": "targets",
+                                                          "source": "meta.source"})
+  records = source.records("train")
+  assert source.num_input_examples("train") == len(records) == 50
+  assert records[23] == {"q": "q23", "a": "23", "source": "x",
+                         "_origin": f"{path}:row group 2, row 3"}
+  assert records[30]["q"] == "q5"
+  with pytest.raises(SourceError, match=r"a.parquet:row group 0, row 0: no column 'nope'"):
+    ParquetSource({"train": path}, fields={"x": "nope"}).records("train")
+  with pytest.raises(SourceError, match="cannot read as Parquet"):
+    (tmp_path / "bad.parquet").write_text("not parquet")
+    ParquetSource({"train": str(tmp_path / "bad.parquet")}).records("train")

@@ -302,6 +302,7 @@ def main():
   report["packers"] = compare_packers(args)
   print(json.dumps(report["packers"], indent=1))
   if args.json:
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
       json.dump(report, f, indent=1)
 

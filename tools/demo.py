@@ -12,10 +12,9 @@ Rerunning resumes: finished training stages return at once.
 
 The settings were chosen by timed runs on a 2-core machine: a small model (see the model
 gin), few steps at high learning rates (rsqrt with 100 warm-up steps for pretraining;
-constant 1e-2 at batch 8 for FLAN-tuning, where reading the 165-member mixture, not the
-model, bounds the step rate), lengths 256/64, and an unshuffled mixture: the offline
-generators already emit examples in random order, and filling 165 shuffle buffers would
-cost about a minute.
+constant 1e-2 at batch 8 for FLAN-tuning) and lengths 256/64. The FLAN-tuning mixture
+is shuffled: the Grain input (flan_tune.training.grain_input) starts in seconds
+whatever the number of members.
 """
 
 import argparse

@@ -237,11 +237,15 @@ class ParquetRecords(RawRecords):
   def __init__(self, path: str, columns: Optional[Sequence[str]] = None):
     import pyarrow.parquet as pq
 
-    self.path, self.columns = path, list(columns) if columns is not None else None
     try:
-      metadata = pq.ParquetFile(path).metadata
+      parquet = pq.ParquetFile(path)
     except OSError as e:
       raise SourceError(f"{path}: cannot read as Parquet ({e})") from None
+    metadata = parquet.metadata
+    # Columns the file lacks are left out here, so the field mapping names them.
+    self.path = path
+    self.columns = None if columns is None else [
+        c for c in columns if c in parquet.schema_arrow.names]
     sizes = [metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)]
     self._bounds = np.cumsum([0] + sizes).tolist()
     self._file, self._cache = None, collections.OrderedDict()

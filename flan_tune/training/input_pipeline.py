@@ -190,7 +190,7 @@ def make_dataset(cfg: TrainInput, process_index: int = 0, process_count: int = 1
 def grain_plan(cfg: TrainInput) -> tuple[grain_input.Plan | None, str]:
   """The Grain plan of the mixture, or None and why it must take the tf.data path."""
   name = cfg.mixture_or_task_name
-  provider = _provider(name)
+  _provider(name)  # an unknown name fails here, with the closest registered ones
   if cfg.pack and cfg.packer == "seqio":
     return None, "TrainInput.packer='seqio' packs with seqio's converter"
   rates = mixtures.mixture_rates(name)
@@ -206,14 +206,17 @@ def grain_plan(cfg: TrainInput) -> tuple[grain_input.Plan | None, str]:
     if records is None or (variant.style.few_shot and exemplars is None):
       return None, f"member {member!r} reads {task.source!r}, which only streams"
     vocabulary = seqio.get_mixture_or_task(member).output_features["inputs"].vocabulary
-    tokenizer = tokenizers.setdefault(id(vocabulary), grain_input.Tokenizer(vocabulary))
+    # One per distinct vocabulary: each is pickled to every worker.
+    key = getattr(vocabulary, "sp_model", None) or id(vocabulary)
+    if key not in tokenizers:
+      tokenizers[key] = grain_input.Tokenizer(vocabulary)
+    tokenizer = tokenizers[key]
     if task.name not in tasks:  # one stripped copy per task, shared by its styles
       tasks[task.name] = dataclasses.replace(task, source=None, vocabulary=None,
                                              metric_fns=(), postprocess_fn=None)
     members.append(grain_input.Member(member, tasks[task.name], variant.style, records,
                                       exemplars, tokenizer))
     sizes[member] = len(records)
-  del provider
   _, sampler = sampling.sampler_for(rates, sizes, cfg.seed, cfg.shuffle)
   return grain_input.Plan(sampler, members, dict(cfg.task_feature_lengths), cfg.pack,
                           cfg.pack_window), ""
