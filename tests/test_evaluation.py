@@ -47,7 +47,7 @@ def user_tasks(tmp_path_factory):
   from flan_tune.tasks import registry
 
   root = tmp_path_factory.mktemp("user_tasks")
-  prefix = f"u{os.getpid()}"
+  prefix = "user"  # fixed: renderings (so the trained model) depend on task names
   films = write_jsonl(root / "films.jsonl", [
       {"text": f"film {i} was {'fine' if i % 2 else 'dull'}", "label": "good" if i % 2 else "bad"}
       for i in range(24)])

@@ -239,7 +239,7 @@ class ParquetRecords(RawRecords):
 
     try:
       parquet = pq.ParquetFile(path)
-    except OSError as e:
+    except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
       raise SourceError(f"{path}: cannot read as Parquet ({e})") from None
     metadata = parquet.metadata
     # Columns the file lacks are left out here, so the field mapping names them.
