@@ -8,6 +8,7 @@ import time
 
 import gin
 import jax
+import psutil
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -47,13 +48,14 @@ def runs(tmp_path_factory, initial):
   runs_lib.wait_for_step(processes["term"], dirs["term"], 1, deadline)
   processes["term"].send_signal(signal.SIGTERM)
   runs_lib.wait_for_step(processes["kill"], dirs["kill"], 5, deadline)
+  workers = psutil.Process(processes["kill"].pid).children(recursive=True)
   processes["kill"].send_signal(signal.SIGKILL)
   results = {name: finish(process, deadline) for name, process in processes.items()}
-  return dirs, results
+  return dirs, results, workers
 
 
 def test_run_writes_metrics_checkpoints_and_tensorboard(runs):
-  dirs, results = runs
+  dirs, results, _ = runs
   code, output = results["a"]
   assert code == 0, output[-3000:]
   rows = metrics(dirs["a"])
@@ -84,7 +86,7 @@ def tensorboard_scalars(directory):
 
 
 def test_sigterm_saves_and_exits_cleanly(runs):
-  dirs, results = runs
+  dirs, results, _ = runs
   code, output = results["term"]
   assert code == 0, output[-3000:]
   stopped = metrics(dirs["term"])[-1]["step"]
@@ -98,7 +100,7 @@ def test_resume_continues_exactly(runs, initial, name):
   """A run stopped by SIGTERM, or killed by SIGKILL at step >= 5 (so after a checkpoint
   and with logged steps past it), resumes from its last checkpoint (state and data
   position); the log then holds each step once and every loss is run a's."""
-  dirs, results = runs
+  dirs, results, _ = runs
   if name == "kill":
     assert results["kill"][0] == -signal.SIGKILL
   stopped = checkpoint_steps(dirs[name])[-1]
@@ -108,6 +110,14 @@ def test_resume_continues_exactly(runs, initial, name):
   assert [row["step"] for row in metrics(dirs[name])] == list(range(1, STEPS + 1))
   np.testing.assert_allclose(losses(dirs[name]), losses(dirs["a"]), rtol=0, atol=1e-6)
   assert checkpoint_steps(dirs[name])[-1] == STEPS
+
+
+def test_input_workers_exit_when_the_trainer_is_killed(runs):
+  """A SIGKILLed trainer cannot stop its input workers; they notice and exit."""
+  *_, workers = runs
+  assert workers, "the killed run had no input worker processes"
+  _, alive = psutil.wait_procs(workers, timeout=10)
+  assert not alive, alive
 
 
 @pytest.mark.xdist_group("flan_offline")  # a group of its own, beside the runs above

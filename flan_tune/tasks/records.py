@@ -85,7 +85,7 @@ class LoadedRecords(RawRecords):
 
 
 class JsonlRecords(RawRecords):
-  """A JSONL file read line by line at its byte offsets (8-12 bytes of index per record).
+  """A JSONL file read line by line at its byte offsets (16 bytes of index per record).
 
   `display` is the path errors name (a .jsonl.gz file's, when reading its decompressed
   copy)."""

@@ -15,6 +15,9 @@ module); `input_pipeline` resolves the registered tasks into `Member`s.
 """
 
 import dataclasses
+import os
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
@@ -154,6 +157,20 @@ def windows(plan: Plan) -> grain.MapDataset:
                         batch_fn=PackWindow(plan.lengths, plan.pack))
 
 
+def exit_with_parent(worker_index: int, worker_count: int) -> None:
+  """Runs in each input worker: it exits once the trainer that started it is gone, even
+  when the trainer was killed (SIGKILL, preemption) and could not stop it."""
+  del worker_index, worker_count
+  parent = os.getppid()
+
+  def watch():
+    while os.getppid() == parent:
+      time.sleep(1.0)
+    os._exit(1)  # pylint: disable=protected-access
+
+  threading.Thread(target=watch, daemon=True, name="exit_with_parent").start()
+
+
 def _use_default_absl_flags() -> None:
   """Grain's worker pool reads absl flags; a program that never parsed them (ours parse
   with argparse, tests with pytest) gets their defaults instead of an error."""
@@ -176,7 +193,8 @@ class ShardRows:
     if num_workers > 0:
       _use_default_absl_flags()
       shard_windows = shard_windows.mp_prefetch(grain.MultiprocessingOptions(
-          num_workers=num_workers, per_worker_buffer_size=2))
+          num_workers=num_workers, per_worker_buffer_size=2),
+                                                worker_init_fn=exit_with_parent)
     self._iterator = iter(shard_windows)
     self._current = None  # fetched by the first take, so errors surface there
 
