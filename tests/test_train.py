@@ -172,7 +172,7 @@ def test_starts_from_a_flan_tune_model_or_a_transformers_directory(initial, tmp_
 def test_starts_from_another_runs_checkpoint_scanned(runs, tmp_path, clean_gin):
   """A training run's MODEL_DIR gives its latest params (not its optimizer state), and
   an unscanned checkpoint trains scanned."""
-  dirs, _ = runs
+  dirs, *_ = runs
   gin.parse_config("T5Config.scan_layers = True")
   state = train_from(tmp_path / "next", dirs["a"])
   assert "layers" in state.params["encoder"]
@@ -236,7 +236,7 @@ def test_vocabulary_larger_than_the_model_is_a_clear_error(tmp_path, capsys):
 
 
 def test_resuming_with_another_architecture_is_a_clear_error(runs, capsys):
-  dirs, _ = runs
+  dirs, *_ = runs
   argv = ["train", "--gin_file=models/t5_1_1_tiny.gin", "--gin_file=runs/pretrain.gin",
           "--gin.T5Config.vocab_size=4224", f"--gin.MODEL_DIR='{dirs['a']}'"]
   argv.append("--gin.T5Config.d_ff=64")
