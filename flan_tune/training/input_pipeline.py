@@ -57,12 +57,11 @@ class TrainInput:
     if self.packer not in packing.PACKERS:
       raise FlanTuneError(f"TrainInput.packer={self.packer!r} must be one of "
                           f"{', '.join(packing.PACKERS)}")
-    for name in ("num_workers", "pack_window"):
+    for name, minimum in (("num_workers", 0), ("pack_window", 1)):
       value = getattr(self, name)
       if value is not None and (isinstance(value, bool) or not isinstance(value, int) or
-                                value < (1 if name == "pack_window" else 0)):
-        raise FlanTuneError(f"TrainInput.{name}={value!r} must be an int >= "
-                            f"{1 if name == 'pack_window' else 0}")
+                                value < minimum):
+        raise FlanTuneError(f"TrainInput.{name}={value!r} must be an int >= {minimum}")
     if self.mixture_or_task_module:
       registry.import_modules([self.mixture_or_task_module])
 
