@@ -32,7 +32,7 @@ from flan_tune.evaluation import results as results_lib
 from flan_tune.model import decoding, network
 from flan_tune.tasks import registry
 
-PRIMARY_METRICS = ("accuracy", "f1", "rougeLsum", "bleu")  # in order of preference
+PRIMARY_METRICS = ("accuracy", "f1", "rougeLsum", "rougeL", "bleu")  # in order of preference
 
 
 @gin.configurable

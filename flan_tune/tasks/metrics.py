@@ -4,11 +4,15 @@ Thin adapters over `t5.evaluation.metrics`, so scores are comparable with publis
 and FLAN numbers; they accept a single reference string or a list of references.
 """
 
+import functools
+import re
+import string
 from typing import Sequence, Union
 
 import t5.evaluation.metrics as t5_metrics
 
 References = Union[str, Sequence[str]]
+_PUNCTUATION = frozenset(string.punctuation)
 
 
 def _as_lists(targets: Sequence[References]) -> list:
@@ -49,6 +53,32 @@ def edit_distance(targets, predictions):
   return t5_metrics.edit_distance(_first(targets), predictions)
 
 
+def _squad_normalized(text: str) -> str:
+  """SQuAD's answer normalization: lower case, no punctuation, articles or extra spaces."""
+  text = "".join(c for c in text.lower() if c not in _PUNCTUATION)
+  return " ".join(re.sub(r"\b(a|an|the)\b", " ", text).split())
+
+
+@functools.lru_cache(maxsize=1)
+def _rouge_l_scorer():
+  from rouge_score import rouge_scorer
+
+  return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+
+
+def rouge_l_exact_match(targets, predictions):
+  """Natural Instructions' official scores, in percent: ROUGE-L F-measure with stemming
+  and exact match after SQuAD normalization, each the best over an example's references."""
+  scorer = _rouge_l_scorer()
+  rouge_l = exact = 0.0
+  for references, prediction in zip(_as_lists(targets), predictions):
+    rouge_l += max(scorer.score(r, prediction)["rougeL"].fmeasure for r in references)
+    exact += max(float(_squad_normalized(r) == _squad_normalized(prediction))
+                 for r in references)
+  count = max(len(predictions), 1)
+  return {"rougeL": 100 * rouge_l / count, "exact_match": 100 * exact / count}
+
+
 # Score metric for the `_rank` variants: picks the option with the highest likelihood.
 rank_classification = t5_metrics.rank_classification
 
@@ -56,3 +86,4 @@ ACCURACY = (accuracy,)
 QA = (squad,)
 GENERATION = (rouge,)
 TRANSLATION = (bleu,)
+NATURAL_INSTRUCTIONS = (rouge_l_exact_match,)

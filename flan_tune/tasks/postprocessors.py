@@ -24,3 +24,11 @@ def make_cot_answer_extractor(answer_phrase: str = "So the answer is"):
     return match.group(1).strip() if match else text.strip()
 
   return extract
+
+
+def strip_or_references(text, example=None, is_target=False):
+  """Predictions stripped; a target becomes the example's `references` (every acceptable
+  answer) when it has them, so metrics take the best over them."""
+  if is_target and example is not None and "references" in example:
+    return [r.decode() if isinstance(r, bytes) else str(r) for r in example["references"]]
+  return strip(text.decode() if isinstance(text, bytes) else text)

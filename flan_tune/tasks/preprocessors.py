@@ -48,11 +48,18 @@ class RenderPrompts:
   def _renderer(self, sequence_length, output_features) -> PromptRenderer:
     vocabulary = output_features["inputs"].vocabulary
     max_tokens = (sequence_length or {}).get("inputs") or self.task.fewshot.max_input_tokens
-    if self.style.few_shot and self._pool is None:
+    if self.task.draws_exemplars(self.style) and self._pool is None:
       self._pool = load_exemplar_pool(self.task)
     return PromptRenderer(self.task, self.style,
                           count_tokens=lambda text: len(vocabulary.encode(text)),
                           max_input_tokens=max_tokens, pool=self._pool)
+
+  def _references(self, fields: Mapping, result) -> list:
+    """Every acceptable answer, for tasks that declare a references field."""
+    if self.task.references_field is None:
+      return []
+    value = fields.get(self.task.references_field)
+    return value if isinstance(value, list) and value else [result.targets]
 
   def __call__(self, dataset: tf.data.Dataset,
                sequence_length: Optional[Mapping[str, int]] = None,
@@ -62,10 +69,14 @@ class RenderPrompts:
 
     def render_leaves(*leaves):
       raw = tf.nest.pack_sequence_as(structure, [to_python(x) for x in leaves])
-      result = renderer.render(example_fields(self.task, raw))
+      fields = example_fields(self.task, raw)
+      result = renderer.render(fields)
       choices = np.array([c.encode() for c in result.choices], dtype=object).reshape([-1])
+      references = np.array([r.encode() for r in self._references(fields, result)],
+                            dtype=object).reshape([-1])
       return (np.bytes_(result.inputs.encode()), np.bytes_(result.targets.encode()),
-              np.int32(result.template_index), np.int32(result.num_exemplars), choices)
+              np.int32(result.template_index), np.int32(result.num_exemplars), choices,
+              references)
 
     for raw in dataset.take(_PROBE_EXAMPLES):
       render_leaves(*[x.numpy() for x in tf.nest.flatten(raw)])
@@ -75,9 +86,9 @@ class RenderPrompts:
                  "template_type": self.style.value}
 
     def render(example):
-      inputs, targets, template_index, num_exemplars, choices = tf.numpy_function(
+      inputs, targets, template_index, num_exemplars, choices, references = tf.numpy_function(
           render_leaves, tf.nest.flatten(example),
-          (tf.string, tf.string, tf.int32, tf.int32, tf.string), stateful=False)
+          (tf.string, tf.string, tf.int32, tf.int32, tf.string, tf.string), stateful=False)
       out = {"inputs": inputs, "targets": targets, "template_index": template_index,
              "num_exemplars": num_exemplars}
       for value in out.values():
@@ -86,6 +97,9 @@ class RenderPrompts:
       out["num_options"] = tf.size(choices, out_type=tf.int32)  # evaluation's chance level
       if self.with_choices:
         out["choices"] = choices
+      if self.task.references_field is not None:
+        references.set_shape([None])
+        out["references"] = references
       out.update({k: tf.constant(v) for k, v in constants.items()})
       return out
 

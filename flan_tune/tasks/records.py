@@ -88,11 +88,11 @@ class JsonlRecords(RawRecords):
   """A JSONL file read line by line at its byte offsets (16 bytes of index per record).
 
   `display` is the path errors name (a .jsonl.gz file's, when reading its decompressed
-  copy)."""
+  copy); `index` is `index_lines(path)` when the caller keeps it (memory-mapped)."""
 
-  def __init__(self, path: str, display: Optional[str] = None):
+  def __init__(self, path: str, display: Optional[str] = None, index: Optional[tuple] = None):
     self.path, self.display = path, display or path
-    self._starts, self._ends, self._lines = _index_lines(path, self.display)
+    self._starts, self._ends, self._lines = index or index_lines(path, self.display)
     self._fd = None
 
   def __len__(self):
@@ -127,7 +127,7 @@ def _open_fd(path: str, display: str) -> int:
     raise SourceError(f"{display}: cannot open ({e.strerror})") from None
 
 
-def _index_lines(path: str, display: str):
+def index_lines(path: str, display: str):
   """(starts, ends, line numbers or None) of the non-blank lines, scanning in chunks."""
   fd = _open_fd(path, display)
   starts, ends, blank_lines = [], [], []
@@ -323,6 +323,53 @@ class ConcatRecords(RawRecords):
     index = self._check(index)
     part = bisect.bisect_right(self._bounds, index) - 1
     return self.parts[part][index - self._bounds[part]]
+
+
+class MappedArray(Sequence):
+  """Rows [start, stop) of a .npy file, memory-mapped where they are read: an index of
+  tens of millions of entries costs page cache shared by every process, not memory per
+  process, and pickles as its path."""
+
+  def __init__(self, path: str, start: int = 0, stop: Optional[int] = None):
+    self.path = path
+    self._array = None
+    total = len(self._mapped())
+    self.start, self.stop = start, total if stop is None else stop
+    if not 0 <= self.start <= self.stop <= total:
+      raise ValueError(f"{path}: rows [{start}, {stop}) of {total}")
+
+  def _mapped(self) -> np.ndarray:
+    if self._array is None:
+      self._array = np.load(self.path, mmap_mode="r")
+    return self._array
+
+  def __len__(self):
+    return self.stop - self.start
+
+  def __getitem__(self, index):
+    if isinstance(index, slice):
+      start, stop, step = index.indices(len(self))
+      return self._mapped()[self.start + start:self.start + stop:step]
+    if not 0 <= index < len(self):
+      raise IndexError(f"row {index} of {len(self)}")
+    return self._mapped()[self.start + index]
+
+  def __getstate__(self):
+    return {**self.__dict__, "_array": None}
+
+
+class SubsetRecords(RawRecords):
+  """The records of `raw` at `indices` (a list, array or MappedArray), in that order:
+  one task's rows of files that hold many tasks."""
+
+  def __init__(self, raw: RawRecords, indices: Sequence[int]):
+    self.raw, self.indices = raw, indices
+
+  def __len__(self):
+    return len(self.indices)
+
+  def __getitem__(self, index):
+    return self.raw[int(self.indices[self._check(index)])]
 
 
 class Records(Sequence):

@@ -15,14 +15,14 @@ from typing import Dict, List, Optional, Sequence
 
 import seqio
 
-from flan_tune.errors import RegistrationError
+from flan_tune.errors import RegistrationError, TemplateError
 from t5.data import postprocessors as t5_postprocessors
 
 from flan_tune.tasks import metrics, postprocessors
 from flan_tune.tasks.preprocessors import RenderPrompts, expand_choices
 from flan_tune.tasks.sources import RecordSource
 from flan_tune.tasks.spec import InstructionTask
-from flan_tune.tasks.templates import PromptStyle, validate_templates
+from flan_tune.tasks.templates import PromptStyle, pattern_fields, validate_templates
 from flan_tune.tasks.vocabularies import default_vocabulary
 
 _NAME = re.compile(r"^[A-Za-z0-9_.]+$")
@@ -156,8 +156,20 @@ def _validate(task: InstructionTask) -> List[PromptStyle]:
   if task.example_fn is not None:
     known = None  # example_fn decides the fields
   validate_templates(task.name, task.templates, task.has_options, known)
+  try:
+    prefix_fields = pattern_fields(task.fewshot.prefix)
+  except TemplateError as e:
+    raise TemplateError(f"{where}, few-shot prefix: {e}") from None
+  if known is not None and not prefix_fields <= set(known):
+    raise TemplateError(f"{where}: the few-shot prefix names field(s) "
+                        f"{sorted(prefix_fields - set(known))} that the source does not "
+                        f"provide; it provides {sorted(known)}")
+  if task.prerendered and len(task.styles or ()) != 1:
+    raise RegistrationError(f"{where}: a prerendered task names the one style its rows are "
+                            f"in (styles=[...]), got {task.styles}")
   for label, field in (("options_field", task.options_field),
-                       ("rationale_field", task.rationale_field)):
+                       ("rationale_field", task.rationale_field),
+                       ("references_field", task.references_field)):
     if field is not None and known is not None and field not in known:
       raise RegistrationError(f"{where}: {label} {field!r} is not a field of the source; "
                               f"it provides {sorted(known)}")

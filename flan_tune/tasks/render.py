@@ -19,7 +19,8 @@ from flan_tune.tasks import options as options_lib
 from flan_tune.tasks import seeding
 from flan_tune.tasks.records import ORIGIN, normalize_value
 from flan_tune.tasks.spec import InstructionTask
-from flan_tune.tasks.templates import OPTIONS_SLOT, PromptStyle, drop_options_slot, fill
+from flan_tune.tasks.templates import (OPTIONS_SLOT, PromptStyle, drop_options_slot, fill,
+                                      pattern_fields)
 
 
 # A closing answer cue ("Answer:", "A:") stays last, after a chain-of-thought trigger.
@@ -91,7 +92,7 @@ class PromptRenderer:
     self._template_ids = task.templates_for(style)
     self._pool = pool if pool is not None else []
     self._variant = f"{task.name}_{style.value}"
-    if style.few_shot and len(self._pool) < task.fewshot.k + 1:
+    if task.draws_exemplars(style) and len(self._pool) < task.fewshot.k + 1:
       raise RegistrationError(
           f"task {self._variant!r}: few-shot k={task.fewshot.k} needs a pool of at least "
           f"{task.fewshot.k + 1} examples (one may be the example itself), but split "
@@ -101,6 +102,8 @@ class PromptRenderer:
              epoch: int = 0) -> Rendered:
     """Renders an example in pass `epoch` over the data; `template_index` forces a
     template (tests, inspection)."""
+    if self.task.prerendered:
+      return Rendered(str(fields["inputs"]), str(fields["targets"]), 0, 0)
     key = seeding.example_key(fields)
     rng = seeding.example_rng(self.task.seed, self._variant, key, epoch)
     drawn = self._template_ids[rng.integers(len(self._template_ids))]
@@ -122,7 +125,9 @@ class PromptRenderer:
       return Rendered(inputs, targets, template_index, 0, choices)
     exemplars = self._draw_exemplars(rng, key)
     shots = [self._render_one(e, template_index, option_style, trigger) for e in exemplars]
-    prompt, used = self._fit(shots, inputs)
+    prefix = fill(self.task.fewshot.prefix, self._values(self.task.fewshot.prefix, fields,
+                                                         self._where(template_index, fields)))
+    prompt, used = self._fit(shots, prefix, inputs)
     return Rendered(prompt, targets, template_index, used, choices)
 
   def _where(self, template_index: int, fields: Mapping) -> str:
@@ -144,13 +149,13 @@ class PromptRenderer:
           "differ from the example")
     return [candidates[i] for i in rng.choice(len(candidates), size=k, replace=False)]
 
-  def _fit(self, shots: list, query: str) -> tuple:
-    """Joins exemplars and query, dropping exemplars from the end until it fits."""
+  def _fit(self, shots: list, prefix: str, query: str) -> tuple:
+    """Joins prefix, exemplars and query, dropping exemplars from the end until it fits."""
     config = self.task.fewshot
 
     def join(n):
       parts = [x + config.x_y_delimiter + y for x, y in shots[:n]]
-      return config.example_separator.join(parts + [query])
+      return prefix + config.example_separator.join(parts + [query])
 
     n = len(shots)
     while n > 0 and self._count_tokens(join(n)) > self._budget:
@@ -161,13 +166,7 @@ class PromptRenderer:
                   option_style: options_lib.OptionStyle, trigger: str) -> tuple:
     template = self.task.templates[template_index]
     where = self._where(template_index, fields)
-    values = {}
-    for name in template.fields():
-      if name not in fields:
-        available = sorted(k for k in fields if k != ORIGIN)
-        raise TemplateError(f"{where}: no field {name!r} in the example; it has {available}")
-      value = fields[name]
-      values[name] = ", ".join(value) if isinstance(value, list) else str(value)
+    values = self._values(template.inputs + template.targets, fields, where)
     if self.style.shows_options:
       choices = self._options(fields, where)
       values[OPTIONS_SLOT] = option_style.render(choices)
@@ -187,6 +186,18 @@ class PromptRenderer:
       inputs = _with_trigger(inputs, trigger)
       targets = f"{rationale} {self.task.cot_answer_phrase} {targets}."
     return inputs, targets
+
+  @staticmethod
+  def _values(patterns: str, fields: Mapping, where: str) -> dict:
+    """The fields the patterns name, as text (lists joined with commas)."""
+    values = {}
+    for name in pattern_fields(patterns) - {OPTIONS_SLOT}:
+      if name not in fields:
+        available = sorted(k for k in fields if k != ORIGIN)
+        raise TemplateError(f"{where}: no field {name!r} in the example; it has {available}")
+      value = fields[name]
+      values[name] = ", ".join(value) if isinstance(value, list) else str(value)
+    return values
 
   def _options(self, fields: Mapping, where: str) -> list:
     if self.task.options:

@@ -14,7 +14,9 @@ class FewShotConfig:
   evaluation split, and never the example itself), up to `k` of them, rendered with the
   example's own template and option style, and dropped from the end until the prompt
   fits the input length (seqio's `inputs` length when the pipeline gives one, else
-  `max_input_tokens`), EOS included.
+  `max_input_tokens`), EOS included. `prefix`, a pattern over the example's fields, comes
+  once before the exemplars (a task's instructions, which its few-shot templates leave
+  out so they are not repeated for every exemplar).
   """
   k: int = 3
   max_input_tokens: int = 512
@@ -22,6 +24,7 @@ class FewShotConfig:
   example_separator: str = "\n\n\n"
   exemplar_split: str = "train"
   pool_size: int = 1000
+  prefix: str = ""
 
 
 COT_TRIGGERS = (
@@ -55,6 +58,10 @@ class InstructionTask:
     rank_classification: for tasks with options, also register `{name}_{style}_rank`
       evaluation tasks that score every option (zero- and few-shot, with and without
       options shown) and pick the most likely one.
+    references_field: a field with every acceptable answer (a list); evaluation passes it
+      to the metrics as the targets, which take the best over them.
+    prerendered: the source's rows already hold `inputs` and `targets` in the one style
+      of `styles` (the published FLAN 2022 files); rendering copies them as they are.
   """
   name: str
   source: Any  # a seqio.DataSource (not imported: input workers load this module)
@@ -74,16 +81,25 @@ class InstructionTask:
   cot_answer_phrase: str = "So the answer is"
   cot_triggers: Sequence[str] = COT_TRIGGERS
   rank_classification: bool = True
+  references_field: Optional[str] = None
+  prerendered: bool = False
 
   @property
   def has_options(self) -> bool:
     return bool(self.options) or self.options_field is not None
 
+  def draws_exemplars(self, style: PromptStyle) -> bool:
+    """Whether rendering in `style` needs the exemplar pool (prerendered rows do not)."""
+    return style.few_shot and not self.prerendered
+
   def templates_for(self, style: PromptStyle) -> list:
     """Indices of the templates a style draws from."""
-    return [i for i, t in enumerate(self.templates) if t.inverted == style.inverted]
+    return [i for i, t in enumerate(self.templates) if t.inverted == style.inverted and
+            t.few_shot in (None, style.few_shot)]
 
   def supported_styles(self) -> list:
+    if self.prerendered:
+      return [PromptStyle(s) for s in self.styles or ()]
     styles = []
     for style in PromptStyle:
       if style.shows_options and not self.has_options:

@@ -11,7 +11,7 @@ import enum
 import functools
 import re
 import string
-from typing import Mapping, Sequence
+from typing import Mapping, Optional, Sequence
 
 from flan_tune.errors import TemplateError
 
@@ -49,10 +49,12 @@ class PromptStyle(str, enum.Enum):
 
 @dataclasses.dataclass(frozen=True)
 class Template:
-  """One way of asking for a task. `inverted` templates ask for the usual input."""
+  """One way of asking for a task. `inverted` templates ask for the usual input;
+  `few_shot` True or False keeps a template to the few- or zero-shot styles."""
   inputs: str
   targets: str
   inverted: bool = False
+  few_shot: Optional[bool] = None
 
   def fields(self) -> frozenset:
     """Field names used by both patterns, the options slot excluded."""

@@ -95,7 +95,7 @@ class TokenizeExample:
     if renderer is None:
       member = self.members[index]
       pool = (ExemplarPool(member.task, member.exemplar_records)
-              if member.style.few_shot else None)
+              if member.task.draws_exemplars(member.style) else None)
       renderer = PromptRenderer(member.task, member.style,
                                 count_tokens=lambda text: len(member.tokenizer.encode(text)),
                                 max_input_tokens=self.lengths["inputs"], pool=pool)

@@ -201,8 +201,8 @@ def grain_plan(cfg: TrainInput) -> tuple[grain_input.Plan | None, str]:
     task = variant.task
     records = sources.random_access_records(task.source, cfg.split)
     exemplars = (sources.random_access_records(task.source, task.fewshot.exemplar_split)
-                 if variant.style.few_shot else None)
-    if records is None or (variant.style.few_shot and exemplars is None):
+                 if task.draws_exemplars(variant.style) else None)
+    if records is None or (task.draws_exemplars(variant.style) and exemplars is None):
       return None, f"member {member!r} reads {task.source!r}, which only streams"
     vocabulary = seqio.get_mixture_or_task(member).output_features["inputs"].vocabulary
     # One per distinct vocabulary: each is pickled to every worker.
