@@ -81,7 +81,7 @@ class RenderPrompts:
     for raw in dataset.take(_PROBE_EXAMPLES):
       render_leaves(*[x.numpy() for x in tf.nest.flatten(raw)])
 
-    constants = {"task": f"{self.task.name}_{self.style.value}",
+    constants = {"task": self.task.variant_name(self.style),
                  "collection": self.task.collection, "cluster": self.task.cluster,
                  "template_type": self.style.value}
 

@@ -83,7 +83,7 @@ def register_task(task: Optional[InstructionTask] = None, **kwargs) -> List[str]
               for name in ("inputs", "targets")}
   names = []
   for style in styles:
-    variant = f"{task.name}_{style.value}"
+    variant = task.variant_name(style)
     postprocess_fn = task.postprocess_fn
     if style.chain_of_thought:
       postprocess_fn = _chain(postprocessors.make_cot_answer_extractor(task.cot_answer_phrase),
@@ -184,7 +184,7 @@ def _validate(task: InstructionTask) -> List[PromptStyle]:
                               f"{_why_unsupported(task, style)}")
   if not styles:
     raise RegistrationError(f"{where}: no prompt style to register")
-  for variant in [f"{task.name}_{s.value}" for s in styles] + [
+  for variant in [task.variant_name(s) for s in styles] + [
       f"{task.name}_{s.value}_rank" for s in styles if s in _rank_styles(task)]:
     if variant in _VARIANTS or variant in seqio.TaskRegistry.names() or (
         variant in seqio.MixtureRegistry.names()):

@@ -91,7 +91,7 @@ class PromptRenderer:
     self._budget = max_input_tokens - 1
     self._template_ids = task.templates_for(style)
     self._pool = pool if pool is not None else []
-    self._variant = f"{task.name}_{style.value}"
+    self._variant = task.variant_name(style)
     if task.draws_exemplars(style) and len(self._pool) < task.fewshot.k + 1:
       raise RegistrationError(
           f"task {self._variant!r}: few-shot k={task.fewshot.k} needs a pool of at least "

@@ -88,6 +88,11 @@ class InstructionTask:
   def has_options(self) -> bool:
     return bool(self.options) or self.options_field is not None
 
+  def variant_name(self, style: PromptStyle) -> str:
+    """The seqio task of one style: `{name}_{style}`; a prerendered task has one style,
+    and its name is the variant's."""
+    return self.name if self.prerendered else f"{self.name}_{style.value}"
+
   def draws_exemplars(self, style: PromptStyle) -> bool:
     """Whether rendering in `style` needs the exemplar pool (prerendered rows do not)."""
     return style.few_shot and not self.prerendered

@@ -1,0 +1,295 @@
+"""The published FLAN 2022 submix files, mixed as Flan-T5 was trained.
+
+The released data (e.g. the `*_submix_original` datasets, or a mirror's
+`{flan,t0,niv2,cot,dialog}_{zs,fs}_{opt,noopt}_train.jsonl.gz`) holds rows already
+rendered with FLAN's templates: `inputs, targets, task_source, task_name,
+template_type`. `flan2022_submix(files)` registers one prerendered task per
+(task_name, template_type) of each submix, with the rows as they are, and a mixture
+with FLAN 2022's submix weights and per-task caps over the real row counts.
+
+The files are tens of GB, so nothing is loaded whole: one pass reads the three metadata
+columns of every row (Parquet reads only those columns; JSONL parses each line) and
+records, in `records.cache_dir()`, each row's task and where the rows lie. Later
+registrations read that record; training reads each drawn row alone, by its offset
+(JSONL) or its row group (Parquet).
+"""
+
+import glob
+import hashlib
+import json
+import os
+import re
+from typing import Dict, List, Mapping, Optional, Sequence, Union
+
+import gin
+import numpy as np
+
+from flan_tune.errors import RegistrationError, SourceError
+from flan_tune.mixtures import MixtureSpec, register_mixture
+from flan_tune.tasks import Template, register_task
+from flan_tune.tasks import records as records_lib
+from flan_tune.tasks.sources import RecordSource
+from flan_tune.tasks.templates import PromptStyle
+
+# Flan 2022's top-level weights (Chung et al. 2022) and the per-task caps of each submix.
+SUBMIX_WEIGHTS = {"flan2021": 0.4, "t0": 0.32, "niv2": 0.2, "cot": 0.05, "dialog": 0.03}
+SUBMIX_CAPS = {"flan2021": 30000, "t0": 20000, "niv2": 5000, "cot": 100000, "dialog": 200000}
+COLUMNS = ("inputs", "targets", "task_source", "task_name", "template_type")
+KEY_COLUMNS = ("task_source", "task_name", "template_type")
+_INDEX_VERSION = 1
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.]+")
+AS_IS = Template("{inputs}", "{targets}")
+_SEPARATOR = "\x1f"  # joins a row's (source, name, type) into one key
+
+Files = Union[str, Sequence[str]]
+
+
+def style_of(template_type: str, where: str) -> PromptStyle:
+  """The prompt style a row's template_type names: zero- or few-shot, and options, no
+  options or chain of thought ("zs_opt", "fs_noopt", "cot_fs_opt", "zsopt", ...)."""
+  text = template_type.lower()
+  shot = "fs" if re.search(r"fs|few", text) else "zs" if re.search(r"zs|zero", text) else None
+  kind = ("cot" if "cot" in text else "noopt" if "noopt" in text else
+          "opt" if "opt" in text else None)
+  if shot is None or kind is None:
+    raise SourceError(f"{where}: template_type {template_type!r} names no prompt style "
+                      "(expected zs/fs with opt, noopt or cot, e.g. 'fs_noopt')")
+  return PromptStyle(f"{shot}_{kind}")
+
+
+def _expand(patterns: Files, submix: str) -> List[str]:
+  patterns = [patterns] if isinstance(patterns, (str, os.PathLike)) else list(patterns)
+  paths = []
+  for pattern in patterns:
+    found = sorted(glob.glob(os.fspath(pattern))) if glob.has_magic(os.fspath(pattern)) \
+        else [os.fspath(pattern)]
+    if not found or not all(os.path.isfile(p) for p in found):
+      raise RegistrationError(f"flan2022 submix {submix!r}: no file {os.fspath(pattern)!r}")
+    paths += found
+  if not paths:
+    raise RegistrationError(f"flan2022 submix {submix!r}: no files given")
+  return paths
+
+
+def _file_key(path: str) -> str:
+  stat = os.stat(path)
+  return hashlib.sha256(f"{_INDEX_VERSION}|{os.path.abspath(path)}|{stat.st_size}|"
+                        f"{stat.st_mtime_ns}".encode()).hexdigest()[:24]
+
+
+class FileIndex:
+  """One file's rows: each row's task as a code into `keys` (source, name, type), and for
+  JSONL the lines' byte offsets; all memory-mapped from the cache."""
+
+  def __init__(self, path: str):
+    self.path = path
+    self.stem = os.path.join(records_lib.cache_dir(), "flan2022", _file_key(path))
+    if not os.path.exists(self.stem + ".json"):
+      self._build()
+    with open(self.stem + ".json") as f:
+      meta = json.load(f)
+    self.keys = [tuple(k) for k in meta["keys"]]
+    self.data_path = meta["data_path"]
+    self.codes = records_lib.MappedArray(self.stem + ".codes.npy")
+
+  def records(self) -> records_lib.RawRecords:
+    if self.path.endswith(".parquet"):
+      return records_lib.ParquetRecords(self.path, list(COLUMNS))
+    index = tuple(records_lib.MappedArray(f"{self.stem}.{name}.npy")
+                  for name in ("starts", "ends", "lines"))
+    return records_lib.JsonlRecords(self.data_path, self.path, index=index)
+
+  def _build(self):
+    os.makedirs(os.path.dirname(self.stem), exist_ok=True)
+    if self.path.endswith(".parquet"):
+      data_path, joined = self.path, _parquet_keys(self.path)
+    else:
+      data_path = (records_lib.decompressed_copy(self.path) if self.path.endswith(".gz")
+                   else self.path)
+      starts, ends, lines = records_lib.index_lines(data_path, self.path)
+      if lines is None:
+        lines = np.arange(1, len(starts) + 1, dtype=np.int64)
+      for name, array in (("starts", starts), ("ends", ends), ("lines", lines)):
+        _save(f"{self.stem}.{name}.npy", array)
+      joined = _jsonl_keys(data_path, self.path, len(starts))
+    keys, codes = np.unique(joined, return_inverse=True) if len(joined) else ([], [])
+    _save(self.stem + ".codes.npy", np.asarray(codes, np.int32).reshape(-1))
+    _save_json(self.stem + ".json", {"path": self.path, "data_path": data_path,
+                                     "keys": [k.split(_SEPARATOR) for k in keys]})
+
+
+def _save(path: str, array: np.ndarray) -> None:
+  np.save(path + ".partial.npy", array)
+  os.replace(path + ".partial.npy", path)
+
+
+def _save_json(path: str, value) -> None:
+  with open(path + ".partial", "w") as f:
+    json.dump(value, f)
+  os.replace(path + ".partial", path)
+
+
+def _parquet_keys(path: str) -> np.ndarray:
+  import pyarrow.compute as pc
+  import pyarrow.parquet as pq
+
+  try:
+    parquet = pq.ParquetFile(path)
+  except (OSError, ValueError) as e:
+    raise SourceError(f"{path}: cannot read as Parquet ({e})") from None
+  missing = [c for c in COLUMNS if c not in parquet.schema_arrow.names]
+  if missing:
+    raise SourceError(f"{path}: no column(s) {missing}; the file has "
+                      f"{parquet.schema_arrow.names}")
+  parts = []
+  for batch in parquet.iter_batches(columns=list(KEY_COLUMNS), batch_size=1 << 16):
+    columns = [batch.column(c) for c in KEY_COLUMNS]
+    if any(c.null_count for c in columns):
+      raise SourceError(f"{path}: null {KEY_COLUMNS} values")
+    parts.append(np.asarray(pc.binary_join_element_wise(*columns, _SEPARATOR)
+                            .to_numpy(zero_copy_only=False), dtype=object))
+  return np.concatenate(parts) if parts else np.zeros(0, object)
+
+
+def _jsonl_keys(path: str, display: str, count: int) -> np.ndarray:
+  """Each non-blank line's joined (source, name, type), in the order `index_lines` gives."""
+  keys = np.empty(count, object)
+  row = 0
+  with open(path, "rb") as f:
+    for number, line in enumerate(f, 1):
+      if not line.strip():
+        continue
+      try:
+        value = json.loads(line)
+      except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SourceError(f"{display}:{number}: invalid JSON ({getattr(e, 'msg', e)})") from None
+      if not isinstance(value, dict) or not all(isinstance(value.get(c), str) for c in COLUMNS):
+        found = sorted(value) if isinstance(value, dict) else type(value).__name__
+        raise SourceError(f"{display}:{number}: a row needs string columns {list(COLUMNS)}; "
+                          f"it has {found}")
+      keys[row] = _SEPARATOR.join(value[c] for c in KEY_COLUMNS)
+      row += 1
+  return keys
+
+
+class SubmixTaskSource(RecordSource):
+  """One task's rows of a submix: `rows` (global row numbers over the submix's files,
+  memory-mapped) of the files' records."""
+
+  def __init__(self, description: str, files_records: records_lib.RawRecords,
+               rows: records_lib.MappedArray):
+    self._description, self._files_records, self._rows = description, files_records, rows
+    super().__init__(splits=["train"], fields={c: c for c in COLUMNS})
+
+  def __repr__(self):
+    return f"flan2022.SubmixTaskSource({self._description})"
+
+  def num_input_examples(self, split: str) -> int:
+    return len(self._rows) if split == "train" else super().num_input_examples(split)
+
+  def _raw(self, split):
+    return records_lib.SubsetRecords(self._files_records, self._rows)
+
+
+def submix_tasks(submix: str, paths: Sequence[str]) -> tuple:
+  """(records of every file, {(task_name, style): rows}, {(task_name, style): sources})
+  of a submix's files, its row order cached for the set of files."""
+  indexes = [FileIndex(path) for path in paths]
+  stem = os.path.join(records_lib.cache_dir(), "flan2022", hashlib.sha256(
+      "|".join(index.stem for index in indexes).encode()).hexdigest()[:24])
+  if not os.path.exists(stem + ".tasks.json"):
+    _build_order(stem, indexes)
+  with open(stem + ".tasks.json") as f:
+    tasks = json.load(f)
+  parts = [index.records() for index in indexes]
+  records = parts[0] if len(parts) == 1 else records_lib.ConcatRecords(parts)
+  rows, sources = {}, {}
+  for name, style, task_sources, low, high in tasks:
+    rows[name, style] = records_lib.MappedArray(stem + ".order.npy", low, high)
+    sources[name, style] = task_sources
+  return records, rows, sources
+
+
+def _build_order(stem: str, indexes: Sequence[FileIndex]) -> None:
+  """Every row's global number, grouped by (task_name, style); the groups' bounds."""
+  groups: Dict[tuple, int] = {}
+  sources: Dict[tuple, set] = {}
+  codes = []
+  for index in indexes:
+    local = np.empty(len(index.keys), np.int64)
+    for code, (source, name, template_type) in enumerate(index.keys):
+      style = style_of(template_type, f"{index.path}: task {name!r}").value
+      local[code] = groups.setdefault((name, style), len(groups))
+      sources.setdefault((name, style), set()).add(source)
+    codes.append(local[np.asarray(index.codes[:], np.int64)] if len(local) else
+                 np.zeros(0, np.int64))
+  codes = np.concatenate(codes) if codes else np.zeros(0, np.int64)
+  order = np.argsort(codes, kind="stable")
+  bounds = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=len(groups)))])
+  _save(stem + ".order.npy", order.astype(np.int64))
+  _save_json(stem + ".tasks.json", [
+      [name, style, sorted(sources[name, style]), int(bounds[g]), int(bounds[g + 1])]
+      for (name, style), g in sorted(groups.items(), key=lambda kv: kv[1])])
+
+
+def _seqio_name(prefix: str, submix: str, task_name: str, taken: set) -> str:
+  name = f"{prefix}_{submix}_{_NAME_UNSAFE.sub('_', task_name).strip('_')}"
+  if name in taken:  # two task names that differ only in characters seqio cannot take
+    name += "_" + hashlib.sha256(task_name.encode()).hexdigest()[:6]
+  return name
+
+
+_REGISTERED: Dict[tuple, dict] = {}
+
+
+@gin.configurable
+def flan2022_submix(files: Mapping[str, Files] = gin.REQUIRED, *, prefix: str = "flan2022",
+                    weights: Optional[Mapping[str, float]] = None,
+                    caps: Optional[Mapping[str, int]] = None, seed: int = 0) -> dict:
+  """Registers the submixes' tasks and the mixture `prefix`; returns {"tasks": {submix:
+  [task names]}, "mixture": prefix, "rows": {submix: rows}}.
+
+  `files` maps a submix ("flan2021", "t0", "niv2", "cot", "dialog", or any name given a
+  weight) to its files: paths or glob patterns of Parquet, JSONL or JSONL.gz. `weights`
+  and `caps` override FLAN 2022's (SUBMIX_WEIGHTS, SUBMIX_CAPS) per submix; a submix
+  without files is left out and the others' weights renormalized. Calling again with the
+  same arguments returns the same names.
+  """
+  weights = {**SUBMIX_WEIGHTS, **(weights or {})}
+  caps = {**SUBMIX_CAPS, **(caps or {})}
+  key = (prefix, json.dumps({k: files[k] for k in sorted(files)}, default=str),
+         json.dumps(weights, sort_keys=True), json.dumps(caps, sort_keys=True), seed)
+  if key in _REGISTERED:
+    return _REGISTERED[key]
+  if not files:
+    raise RegistrationError("flan2022_submix: no files given; map a submix to its files, "
+                            "e.g. {'flan2021': '/data/flan2021/*.parquet'}")
+  unknown = sorted(set(files) - set(weights))
+  if unknown:
+    raise RegistrationError(f"flan2022_submix: no weight for submix(es) {unknown}; known "
+                            f"{sorted(weights)} (pass weights={{name: weight}})")
+  names: Dict[str, List[str]] = {}
+  rows: Dict[str, int] = {}
+  taken: set = set()
+  for submix in sorted(files):
+    records, task_rows, task_sources = submix_tasks(submix, _expand(files[submix], submix))
+    names[submix] = []
+    bases = {}
+    for (task_name, style), selected in sorted(task_rows.items()):
+      if task_name not in bases:
+        bases[task_name] = _seqio_name(prefix, submix, task_name, taken)
+        taken.add(bases[task_name])
+      base = bases[task_name]
+      description = f"{submix} {task_name!r} {style} ({', '.join(task_sources[task_name, style])})"
+      names[submix] += register_task(
+          name=f"{base}_{style}", source=SubmixTaskSource(description, records, selected),
+          templates=[AS_IS], cluster=submix, collection=submix, seed=seed, styles=[style],
+          prerendered=True, rank_classification=False)
+    rows[submix] = sum(len(r) for r in task_rows.values())
+  spec = MixtureSpec(collection_weights={s: weights[s] for s in names},
+                     caps={s: caps[s] for s in names if s in caps},
+                     style_weights={style.value: 1.0 for style in PromptStyle})
+  register_mixture(prefix, [n for submix in sorted(names) for n in names[submix]], spec)
+  result = {"tasks": names, "mixture": prefix, "rows": rows}
+  _REGISTERED[key] = result
+  return result
