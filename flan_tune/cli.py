@@ -65,14 +65,37 @@ def _print_example(member: str, example: dict) -> None:
     print("    => " + _text(example["targets_pretokenized"]))
 
 
+# Above this many members, `inspect` samples the mixture as training does instead of
+# rendering every member through seqio (about a second each).
+PER_TASK_LIMIT = 256
+
+
+def _inspected_input(args):
+  """The TrainInput to inspect: gin's (with its collections registered) when gin files are
+  given, the flags overriding its name, split, lengths and seed."""
+  from flan_tune.training import input_pipeline
+
+  import_task_modules(args.module)
+  if not args.name and not args.gin_file:
+    raise FlanTuneError("inspect needs a task or mixture name, or the --gin_file of a run")
+  if args.gin_file:
+    parse_gin(args.gin_file, args.gin_bindings)
+  given = {"mixture_or_task_name": args.name, "split": args.split, "seed": args.seed,
+           "task_feature_lengths": args.lengths}
+  return input_pipeline.TrainInput(**{k: v for k, v in given.items() if v is not None})
+
+
 def inspect_command(args) -> int:
   from flan_tune.mixtures import builder
   from flan_tune.mixtures import inspection
 
-  import_task_modules(args.module)
+  cfg = _inspected_input(args)
+  args.name, args.split, args.seed = cfg.mixture_or_task_name, cfg.split, cfg.seed
   members = _inspected_members(args.name)
+  if args.mode == "sampled" or (args.mode == "auto" and len(members) > PER_TASK_LIMIT):
+    return _inspect_sampled(cfg, args, members)
   capped = builder.capped_rates(args.name)
-  lengths = args.lengths
+  lengths = dict(cfg.task_feature_lengths)
   print(f"== {args.name}: {len(members)} seqio tasks, split {args.split!r}, "
         f"lengths {lengths}")
   rendered = {member: inspection.rendered_examples(member, args.split,
@@ -98,6 +121,55 @@ def inspect_command(args) -> int:
           f"EncDecFeatureConverter(pack=True): {packing.packed_rows} rows, "
           f"{packing.examples_per_row:.2f} examples/row, non-padding fraction "
           f"inputs {100 * packing.inputs_fill:.1f}%, targets {100 * packing.targets_fill:.1f}%")
+  return 0
+
+
+def _inspect_sampled(cfg, args, members: dict) -> int:
+  """A large mixture: shares, then `--draws` examples drawn, rendered, tokenized and
+  packed as training does."""
+  import time
+
+  from flan_tune.mixtures import inspection
+  from flan_tune.training import input_pipeline, input_stats
+
+  lengths = dict(cfg.task_feature_lengths)
+  plan, why = input_pipeline.grain_plan(cfg)
+  if plan is None:
+    raise FlanTuneError(f"{args.name!r} cannot be sampled as training samples it ({why}); "
+                        "inspect it with --mode=per_task")
+  tasks = {m.task.name for m in plan.members}
+  print(f"== {args.name}: {len(members)} seqio tasks of {len(tasks)} instruction tasks, "
+        f"split {args.split!r}, lengths {lengths}, "
+        f"{sum(len(m.records) for m in plan.members):,} examples")
+  for key in ("collection", "cluster", "style"):
+    rows = inspection.shares_by(members, key)
+    if 1 < len(rows) <= 40:
+      print(f"\nMixture share by {key}:")
+      print(inspection.format_shares(rows, key))
+  largest = sorted(members.items(), key=lambda kv: -kv[1])[:args.top]
+  sizes = {m.name: len(m.records) for m in plan.members}
+  print(f"\nThe {len(largest)} largest of {len(members)} members:")
+  width = max(len(name) for name, _ in largest)
+  for name, share in largest:
+    print(f"  {name.ljust(width)}  {100 * share:6.3f}%  {sizes[name]:>10,} examples")
+  start = time.perf_counter()
+  sample = input_stats.sample_mixture(plan, args.draws, show=args.examples)
+  seconds = time.perf_counter() - start
+  for name, rendered in sample.shown:
+    _print_example(name, {"inputs_pretokenized": rendered.inputs,
+                          "targets_pretokenized": rendered.targets,
+                          "template_index": rendered.template_index,
+                          "num_exemplars": rendered.num_exemplars})
+  print(f"\nLengths in tokens over the first {args.draws} draws of the mixture (EOS "
+        f"included; rendered and tokenized in {seconds:.1f} s):")
+  for key, group_of in (("collection", lambda m: m.task.collection),
+                        ("style", lambda m: m.style.value)):
+    print(input_stats.lengths_table(sample, group_of, key) + "\n")
+  packing = input_stats.packing_stats(sample)
+  print(f"Packing the {packing.examples} draws at {lengths} with training's best-fit "
+        f"packer (windows of {plan.window}): {packing.packed_rows} rows, "
+        f"{packing.examples_per_row:.2f} examples/row, non-padding fraction inputs "
+        f"{100 * packing.inputs_fill:.1f}%, targets {100 * packing.targets_fill:.1f}%")
   return 0
 
 
@@ -330,19 +402,31 @@ def build_parser() -> argparse.ArgumentParser:
   commands = parser.add_subparsers(dest="command", required=True)
   inspect = commands.add_parser(
       "inspect", help="render examples of a task or mixture and print its statistics")
-  inspect.add_argument("name", help="an instruction task, seqio task or mixture name")
-  inspect.add_argument("--module", action="append", default=None,
-                       help="module that registers tasks (repeatable; default: tasks)")
-  inspect.add_argument("--split", default="train")
+  inspect.add_argument("name", nargs="?",
+                       help="an instruction task, seqio task or mixture name (default: the "
+                            "gin run's TrainInput.mixture_or_task_name)")
+  _add_gin_arguments(inspect)
+  inspect.add_argument("--split", default=None, help="default: the gin run's, else train")
   inspect.add_argument("--examples", type=int, default=1,
-                       help="examples rendered per task and prompt style")
+                       help="examples rendered per task and prompt style (a large mixture: "
+                            "in all)")
   inspect.add_argument("--sample", type=int, default=200,
                        help="examples per task for length statistics")
-  inspect.add_argument("--lengths", type=parse_lengths, default="inputs=512,targets=128",
-                       help="feature lengths in tokens, e.g. inputs=512,targets=128")
+  inspect.add_argument("--lengths", type=parse_lengths, default=None,
+                       help="feature lengths in tokens, e.g. inputs=512,targets=128 "
+                            "(default: the gin run's, else 512/128)")
   inspect.add_argument("--pack_examples", type=int, default=2000,
                        help="examples packed to measure packing efficiency (0: skip)")
-  inspect.add_argument("--seed", type=int, default=0)
+  inspect.add_argument("--seed", type=int, default=None)
+  inspect.add_argument("--draws", type=int, default=10000,
+                       help="sampled mode: examples drawn from the mixture, as training draws "
+                            "them, for lengths and packing")
+  inspect.add_argument("--top", type=int, default=20,
+                       help="sampled mode: its largest members listed")
+  inspect.add_argument("--mode", choices=("auto", "per_task", "sampled"), default="auto",
+                       help="per_task: every member rendered through seqio (--sample each); "
+                            "sampled: --draws drawn from the mixture as training draws them; "
+                            f"auto: sampled above {PER_TASK_LIMIT} members")
   inspect.set_defaults(run=inspect_command)
   import_hf = commands.add_parser(
       "import-hf", help="convert a transformers T5 checkpoint directory to a flan-tune model")
@@ -394,8 +478,9 @@ def main(argv: Optional[List[str]] = None) -> int:
   argv, gin_bindings = split_gin_flags(sys.argv[1:] if argv is None else argv)
   parser = build_parser()
   args = parser.parse_args(argv)
-  if gin_bindings and args.command not in ("train", "eval", "plan"):
-    parser.error(f"{GIN_FLAG}KEY=VALUE flags are for `flan-tune train`, `eval` and `plan` only")
+  if gin_bindings and args.command not in ("train", "eval", "plan", "inspect"):
+    parser.error(f"{GIN_FLAG}KEY=VALUE flags are for `flan-tune train`, `eval`, `plan` and "
+                 "`inspect` only")
   args.gin_bindings = gin_bindings
   if getattr(args, "module", None) is None:
     args.module = list(DEFAULT_MODULES)

@@ -51,14 +51,15 @@ def niv2_task(rng: random.Random, number: int, instances: int, language: str = "
 
 def write_niv2(root: str, num_train: int, num_test: int, *, num_excluded: int = 0,
                instances=(20, 40), input_words=(8, 40), non_english: int = 0,
-               seed: int = 0) -> Dict[str, list]:
-  """A checkout under `root`; returns the task names per split. Instance counts are drawn
-  log-uniformly from `instances`; `non_english` train tasks have a Spanish input."""
+               first_number: int = 1, seed: int = 0) -> Dict[str, list]:
+  """A checkout under `root`; returns the task names per split, numbered from
+  `first_number`. Instance counts are drawn log-uniformly from `instances`; the first
+  `non_english` train tasks have non-English inputs and outputs."""
   rng = random.Random(seed)
   os.makedirs(os.path.join(root, "tasks"), exist_ok=True)
   os.makedirs(os.path.join(root, "splits", "default"), exist_ok=True)
   names = {"train": [], "test": [], "excluded": []}
-  number = 1
+  number = first_number
   for split, count in (("train", num_train), ("test", num_test), ("excluded", num_excluded)):
     for i in range(count):
       name = f"task{number}_generated_{split}_{i}"

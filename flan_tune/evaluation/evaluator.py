@@ -42,6 +42,7 @@ class EvalConfig:
 
   mixture_or_task_name: str = "flan_offline_eval"
   mixture_or_task_module: str | None = None
+  collections: Sequence[Any] = ()  # gin calls that register collections (as TrainInput's)
   split: str = "validation"
   task_feature_lengths: Mapping[str, int] = dataclasses.field(
       default_factory=lambda: {"inputs": 512, "targets": 128})

@@ -45,7 +45,8 @@ def array_item_spans(data: bytes, key: str, where: str) -> tuple[np.ndarray, dic
   buf = np.frombuffer(data, np.uint8)
   quotes = _real_quotes(buf)
   if len(quotes) % 2:
-    raise SourceError(f"{where}: malformed JSON (a string is not closed)")
+    raise SourceError(f"{where}:{_line_of(data, int(quotes[-1]))}: malformed JSON (a string "
+                      "is not closed)")
   brackets = np.flatnonzero(_STRUCTURAL[buf])
   brackets = brackets[np.searchsorted(quotes, brackets) % 2 == 0]  # outside strings
   chars = buf[brackets]

@@ -25,7 +25,7 @@ import grain
 import numpy as np
 
 from flan_tune.mixtures.sampling import Draw, MixtureSampler
-from flan_tune.tasks.render import ExemplarPool, PromptRenderer, example_fields
+from flan_tune.tasks.render import ExemplarPool, PromptRenderer, Rendered, example_fields
 from flan_tune.tasks.spec import InstructionTask
 from flan_tune.tasks.templates import PromptStyle
 from flan_tune.training import packing
@@ -102,21 +102,26 @@ class TokenizeExample:
       self._renderers[index] = renderer
     return renderer
 
-  def __call__(self, draw: Draw) -> tuple[np.ndarray, np.ndarray]:
+  def render(self, draw: Draw) -> Rendered:
+    """The drawn example's text, in that pass's template."""
     member = self.members[draw.member]
     fields = example_fields(member.task, member.records[draw.example])
-    rendered = self._renderer(draw.member).render(fields, epoch=draw.epoch)
-    return (self._ids(member.tokenizer, rendered.inputs, self.lengths["inputs"]),
-            self._ids(member.tokenizer, rendered.targets, self.lengths["targets"]))
+    return self._renderer(draw.member).render(fields, epoch=draw.epoch)
 
-  @staticmethod
-  def _ids(tokenizer: Tokenizer, text: str, length: int) -> np.ndarray:
-    ids = tokenizer.encode(text)[:length - 1]
-    ids.append(tokenizer.eos_id)
-    return np.asarray(ids, np.int32)
+  def __call__(self, draw: Draw) -> tuple[np.ndarray, np.ndarray]:
+    rendered = self.render(draw)
+    tokenizer = self.members[draw.member].tokenizer
+    return (trimmed_ids(tokenizer.encode(rendered.inputs), tokenizer, self.lengths["inputs"]),
+            trimmed_ids(tokenizer.encode(rendered.targets), tokenizer,
+                        self.lengths["targets"]))
 
   def __getstate__(self):
     return {**self.__dict__, "_renderers": {}}
+
+
+def trimmed_ids(ids: Sequence[int], tokenizer: Tokenizer, length: int) -> np.ndarray:
+  """Token ids cut to `length` with EOS last (seqio's append_eos_after_trim)."""
+  return np.asarray(list(ids[:length - 1]) + [tokenizer.eos_id], np.int32)
 
 
 class PackWindow:

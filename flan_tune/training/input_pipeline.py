@@ -24,7 +24,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import gin
@@ -80,6 +80,9 @@ class TrainInput:
   pack_window: int = grain_input.WINDOW
   # A module or .py file that registers the task (T5X's MIXTURE_OR_TASK_MODULE).
   mixture_or_task_module: str | None = None
+  # Collections registered from gin before this config exists, as calls gin makes:
+  # [@natural_instructions()]; what they return (the names registered) is kept here.
+  collections: Sequence[Any] = ()
 
   def shards(self, process_count: int) -> int:
     return process_count if self.num_shards is None else self.num_shards
@@ -96,6 +99,7 @@ class TrainInput:
     fields["task_feature_lengths"] = dict(sorted(self.task_feature_lengths.items()))
     fields["num_shards"] = self.shards(process_count)
     del fields["num_workers"]  # the stream does not depend on it
+    del fields["collections"]  # the mixture's name and members decide it
     window = fields.pop("pack_window")
     if grain_path:
       fields["pipeline"] = f"grain/{window}"
