@@ -30,6 +30,7 @@ from flan_tune.tasks import Template, register_task
 from flan_tune.tasks import records as records_lib
 from flan_tune.tasks.sources import RecordSource
 from flan_tune.tasks.templates import PromptStyle
+from flan_tune.tasks.vocabularies import sentencepiece_vocabulary
 
 # Flan 2022's top-level weights (Chung et al. 2022) and the per-task caps of each submix.
 SUBMIX_WEIGHTS = {"flan2021": 0.4, "t0": 0.32, "niv2": 0.2, "cot": 0.05, "dialog": 0.03}
@@ -245,20 +246,24 @@ _REGISTERED: Dict[tuple, dict] = {}
 @gin.configurable
 def flan2022_submix(files: Mapping[str, Files] = gin.REQUIRED, *, prefix: str = "flan2022",
                     weights: Optional[Mapping[str, float]] = None,
-                    caps: Optional[Mapping[str, int]] = None, seed: int = 0) -> dict:
+                    caps: Optional[Mapping[str, int]] = None,
+                    vocabulary_file: Optional[str] = None, seed: int = 0) -> dict:
   """Registers the submixes' tasks and the mixture `prefix`; returns {"tasks": {submix:
   [task names]}, "mixture": prefix, "rows": {submix: rows}}.
 
   `files` maps a submix ("flan2021", "t0", "niv2", "cot", "dialog", or any name given a
   weight) to its files: paths or glob patterns of Parquet, JSONL or JSONL.gz. `weights`
   and `caps` override FLAN 2022's (SUBMIX_WEIGHTS, SUBMIX_CAPS) per submix; a submix
-  without files is left out and the others' weights renormalized. Calling again with the
-  same arguments returns the same names.
+  without files is left out and the others' weights renormalized. `vocabulary_file` is
+  the SentencePiece model to tokenize with (the initial checkpoint's spiece.model); None:
+  flan-tune's default vocabulary. Calling again with the same arguments returns the
+  same names.
   """
   weights = {**SUBMIX_WEIGHTS, **(weights or {})}
   caps = {**SUBMIX_CAPS, **(caps or {})}
   key = (prefix, json.dumps({k: files[k] for k in sorted(files)}, default=str),
-         json.dumps(weights, sort_keys=True), json.dumps(caps, sort_keys=True), seed)
+         json.dumps(weights, sort_keys=True), json.dumps(caps, sort_keys=True),
+         vocabulary_file, seed)
   if key in _REGISTERED:
     return _REGISTERED[key]
   if not files:
@@ -268,6 +273,7 @@ def flan2022_submix(files: Mapping[str, Files] = gin.REQUIRED, *, prefix: str = 
   if unknown:
     raise RegistrationError(f"flan2022_submix: no weight for submix(es) {unknown}; known "
                             f"{sorted(weights)} (pass weights={{name: weight}})")
+  vocabulary = sentencepiece_vocabulary(vocabulary_file)
   names: Dict[str, List[str]] = {}
   rows: Dict[str, int] = {}
   taken: set = set()
@@ -284,7 +290,7 @@ def flan2022_submix(files: Mapping[str, Files] = gin.REQUIRED, *, prefix: str = 
       names[submix] += register_task(
           name=f"{base}_{style}", source=SubmixTaskSource(description, records, selected),
           templates=[AS_IS], cluster=submix, collection=submix, seed=seed, styles=[style],
-          prerendered=True, rank_classification=False)
+          prerendered=True, rank_classification=False, vocabulary=vocabulary)
     rows[submix] = sum(len(r) for r in task_rows.values())
   spec = MixtureSpec(collection_weights={s: weights[s] for s in names},
                      caps={s: caps[s] for s in names if s in caps},

@@ -34,6 +34,7 @@ from flan_tune.tasks import metrics, postprocessors
 from flan_tune.tasks import records as records_lib
 from flan_tune.tasks.json_spans import array_item_spans, parse_item
 from flan_tune.tasks.sources import RecordSource
+from flan_tune.tasks.vocabularies import sentencepiece_vocabulary
 
 # FLAN 2022 drops the tasks that overlap MMLU, its held-out benchmark.
 MMLU_OVERLAP = frozenset(range(664, 668)) | frozenset(range(685, 738))
@@ -238,7 +239,7 @@ def _keep(task: TaskFile, languages, categories, drop_mmlu_overlap: bool) -> boo
 
 
 def _register_one(prefix: str, task: TaskFile, split: str, limit: Optional[int],
-                  collection: str, seed: int) -> str:
+                  collection: str, seed: int, vocabulary) -> str:
   name = f"{prefix}_{task.name}"
   fewshot = FEWSHOT
   styles = [s for s in STYLES if s == "zs_noopt" or len(task.positive_examples) >= 2]
@@ -254,6 +255,7 @@ def _register_one(prefix: str, task: TaskFile, split: str, limit: Optional[int],
       example_fn=functools.partial(instance_fields, definition=task.definition,
                                    example=example),
       references_field="references", metric_fns=metrics.NATURAL_INSTRUCTIONS,
+      vocabulary=vocabulary,
       postprocess_fn=postprocessors.strip_or_references)
   return name
 
@@ -267,19 +269,22 @@ def natural_instructions(path: str = gin.REQUIRED, *, split_dir: str = "default"
                          categories: Optional[Sequence[str]] = None,
                          drop_mmlu_overlap: bool = True, eval_instances: int = 100,
                          prefix: str = "niv2", collection: str = "niv2",
-                         task_cap: int = TASK_CAP, seed: int = 0) -> dict:
+                         task_cap: int = TASK_CAP, vocabulary_file: Optional[str] = None,
+                         seed: int = 0) -> dict:
   """Registers a checkout's split; returns {"train": [...], "test": [...] task names,
   "mixture": training mixture, "eval_mixture": the test tasks' evaluation mixture}.
 
   `languages` keeps tasks whose input, output and instruction languages are all among
   them (None: every language); `categories` keeps tasks in any of them (None: all);
   `drop_mmlu_overlap` leaves out task numbers 664-667 and 685-737 as FLAN 2022 does.
+  `vocabulary_file` is the SentencePiece model to tokenize with (the initial checkpoint's
+  spiece.model); None: flan-tune's default vocabulary.
   Calling again with the same arguments returns the same names (gin may call it from
   both the training and the evaluation config).
   """
   key = (os.path.abspath(path), split_dir, tuple(languages or ()) if languages else None,
          tuple(categories) if categories else None, drop_mmlu_overlap, eval_instances,
-         prefix, collection, task_cap, seed)
+         prefix, collection, task_cap, vocabulary_file, seed)
   if key in _REGISTERED:
     return _REGISTERED[key]
   if not os.path.isdir(os.path.join(path, "tasks")):
@@ -303,10 +308,11 @@ def natural_instructions(path: str = gin.REQUIRED, *, split_dir: str = "default"
       raise RegistrationError(f"natural_instructions: no {which} task of {split_files[which]} "
                               f"is left after the filters (languages={languages}, "
                               f"categories={categories})")
-  names = {"train": [_register_one(prefix, t, "train", None, collection, seed)
+  vocabulary = sentencepiece_vocabulary(vocabulary_file)
+  names = {"train": [_register_one(prefix, t, "train", None, collection, seed, vocabulary)
                      for t in kept["train"]],
-           "test": [_register_one(prefix, t, "test", eval_instances, collection, seed)
-                    for t in kept["test"]]}
+           "test": [_register_one(prefix, t, "test", eval_instances, collection, seed,
+                                  vocabulary) for t in kept["test"]]}
   spec = MixtureSpec(caps={collection: task_cap},
                      style_weights={style: 1.0 for style in STYLES})
   names["mixture"] = prefix
