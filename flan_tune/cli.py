@@ -1,6 +1,7 @@
 """The `flan-tune` command line: one subcommand per stage of the system."""
 
 import argparse
+import logging
 import os
 import sys
 import textwrap
@@ -216,6 +217,13 @@ def split_gin_flags(argv: Sequence[str]) -> tuple:
       flag[len(GIN_FLAG):] for flag in flags]
 
 
+def _quiet_gin_probe(record: logging.LogRecord) -> bool:
+  """Drops gin's "Path not found" error, logged while it probes the Python path for an
+  `include`d file before finding it on the search path."""
+  return not (record.pathname.endswith("resource_reader.py") and
+              record.getMessage().startswith("Path not found"))
+
+
 def parse_gin(files: Sequence[str], bindings: Sequence[str]) -> None:
   """Files in order, then each binding; errors name the file or binding at fault.
 
@@ -223,6 +231,7 @@ def parse_gin(files: Sequence[str], bindings: Sequence[str]) -> None:
   `--gin_file=runs/finetune.gin` work from any directory."""
   import gin
 
+  logging.getLogger().addFilter(_quiet_gin_probe)
   gin.add_config_file_search_path(GIN_DIR)
   for path in files:
     found = path if os.path.exists(path) else os.path.join(GIN_DIR, path)
