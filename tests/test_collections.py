@@ -325,3 +325,29 @@ def test_inspect_samples_a_collection_from_a_gin_run(tmp_path, capsys, unique):
   from flan_tune.mixtures import unregister_mixture
   unregister_mixture(unique)
   registry.unregister([t for t in registry.task_names() if t.startswith(unique + "_")])
+
+
+def test_niv2_evaluates_per_task_and_category_with_rouge_l(tmp_path, unique, cleanup):
+  import jax
+
+  import training_runs as runs_lib
+  from flan_tune.evaluation.evaluator import EvalConfig, Evaluator
+  from flan_tune.model import network
+
+  collection_files.write_niv2(tmp_path / "niv2", 2, 2, instances=(6, 6))
+  names = register_niv2(cleanup, tmp_path / "niv2", unique, eval_instances=3)
+  model = network.T5(runs_lib.TINY)
+  params = network.unbox(network.init_variables(model, jax.random.key(0))["params"])
+  evaluator = Evaluator(EvalConfig(mixture_or_task_name=names["eval_mixture"], split="test",
+                                   batch_size=4, task_feature_lengths={"inputs": 64,
+                                                                       "targets": 8}),
+                        model, str(tmp_path / "eval"))
+  results = evaluator.evaluate(params, model_name="random", step=0,
+                               trained_on=names["mixture"])
+  assert set(results.tasks) == {f"{t}_{s}" for t in names["test"]
+                                for s in ("zs_noopt", "fs_noopt")}
+  for name, task in results.tasks.items():
+    assert task.primary_metric == "rougeL" and task.held_out
+    assert set(task.metrics) == {"rougeL", "exact_match"}
+    assert len(task.example_scores) == 3
+    assert task.cluster == get_task(name.rsplit("_", 2)[0]).cluster
