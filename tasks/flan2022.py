@@ -72,19 +72,13 @@ def _expand(patterns: Files, submix: str) -> List[str]:
   return paths
 
 
-def _file_key(path: str) -> str:
-  stat = os.stat(path)
-  return hashlib.sha256(f"{_INDEX_VERSION}|{os.path.abspath(path)}|{stat.st_size}|"
-                        f"{stat.st_mtime_ns}".encode()).hexdigest()[:24]
-
-
 class FileIndex:
   """One file's rows: each row's task as a code into `keys` (source, name, type), and for
   JSONL the lines' byte offsets; all memory-mapped from the cache."""
 
   def __init__(self, path: str):
     self.path = path
-    self.stem = os.path.join(records_lib.cache_dir(), "flan2022", _file_key(path))
+    self.stem = records_lib.cache_stem("flan2022", path, _INDEX_VERSION)
     if not os.path.exists(self.stem + ".json"):
       self._build()
     with open(self.stem + ".json") as f:
@@ -101,7 +95,6 @@ class FileIndex:
     return records_lib.JsonlRecords(self.data_path, self.path, index=index)
 
   def _build(self):
-    os.makedirs(os.path.dirname(self.stem), exist_ok=True)
     if self.path.endswith(".parquet"):
       data_path, joined = self.path, _parquet_keys(self.path)
     else:
@@ -111,23 +104,12 @@ class FileIndex:
       if lines is None:
         lines = np.arange(1, len(starts) + 1, dtype=np.int64)
       for name, array in (("starts", starts), ("ends", ends), ("lines", lines)):
-        _save(f"{self.stem}.{name}.npy", array)
+        records_lib.save_array(f"{self.stem}.{name}.npy", array)
       joined = _jsonl_keys(data_path, self.path, len(starts))
     keys, codes = np.unique(joined, return_inverse=True) if len(joined) else ([], [])
-    _save(self.stem + ".codes.npy", np.asarray(codes, np.int32).reshape(-1))
-    _save_json(self.stem + ".json", {"path": self.path, "data_path": data_path,
+    records_lib.save_array(self.stem + ".codes.npy", np.asarray(codes, np.int32).reshape(-1))
+    records_lib.save_json(self.stem + ".json", {"path": self.path, "data_path": data_path,
                                      "keys": [k.split(_SEPARATOR) for k in keys]})
-
-
-def _save(path: str, array: np.ndarray) -> None:
-  np.save(path + ".partial.npy", array)
-  os.replace(path + ".partial.npy", path)
-
-
-def _save_json(path: str, value) -> None:
-  with open(path + ".partial", "w") as f:
-    json.dump(value, f)
-  os.replace(path + ".partial", path)
 
 
 def _parquet_keys(path: str) -> np.ndarray:
@@ -227,8 +209,8 @@ def _build_order(stem: str, indexes: Sequence[FileIndex]) -> None:
   codes = np.concatenate(codes) if codes else np.zeros(0, np.int64)
   order = np.argsort(codes, kind="stable")
   bounds = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=len(groups)))])
-  _save(stem + ".order.npy", order.astype(np.int64))
-  _save_json(stem + ".tasks.json", [
+  records_lib.save_array(stem + ".order.npy", order.astype(np.int64))
+  records_lib.save_json(stem + ".tasks.json", [
       [name, style, sorted(sources[name, style]), int(bounds[g]), int(bounds[g + 1])]
       for (name, style), g in sorted(groups.items(), key=lambda kv: kv[1])])
 

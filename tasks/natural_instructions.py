@@ -18,14 +18,12 @@ error naming the file; it never means a smaller collection.
 
 import dataclasses
 import functools
-import hashlib
 import json
 import os
 import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import gin
-import numpy as np
 
 from flan_tune.errors import RegistrationError, SourceError
 from flan_tune.mixtures import MixtureSpec, register_eval_mixture, register_mixture
@@ -77,13 +75,6 @@ class TaskFile:
     return int(_TASK_NUMBER.match(self.name).group(1))
 
 
-def _index_path(path: str) -> str:
-  stat = os.stat(path)
-  key = hashlib.sha256(f"{_INDEX_VERSION}|{os.path.abspath(path)}|{stat.st_size}|"
-                       f"{stat.st_mtime_ns}".encode()).hexdigest()[:24]
-  return os.path.join(records_lib.cache_dir(), "natural_instructions", key)
-
-
 def _strings(value: Any, where: str, key: str) -> tuple:
   values = [value] if isinstance(value, str) else value
   if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
@@ -104,18 +95,14 @@ def read_task_file(path: str) -> TaskFile:
   """A task file's metadata and instance index, from the cache when the file is
   unchanged, else by scanning it (and caching the result)."""
   name = os.path.basename(path)[:-len(".json")]
-  index = _index_path(path)
+  index = records_lib.cache_stem("natural_instructions", path, _INDEX_VERSION)
   if not os.path.exists(index + ".json"):
     with open(path, "rb") as f:
       data = f.read()
     spans, others = array_item_spans(data, "Instances", path)
-    os.makedirs(os.path.dirname(index), exist_ok=True)
-    np.save(index + ".partial.npy", spans)
-    os.replace(index + ".partial.npy", index + ".npy")
+    records_lib.save_array(index + ".npy", spans)
     others.pop("Instances")
-    with open(index + ".partial.json", "w") as f:
-      json.dump(others, f)
-    os.replace(index + ".partial.json", index + ".json")
+    records_lib.save_json(index + ".json", others)
   with open(index + ".json") as f:
     meta = json.load(f)
   for key in ("Definition", "Positive Examples", "Categories") + LANGUAGE_KEYS:

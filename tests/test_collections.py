@@ -1,6 +1,7 @@
 """The real collections in their published layouts: Natural Instructions v2 checkouts and
 FLAN 2022 submix files, written small by tools/collection_files.py in those schemas."""
 
+import glob
 import gzip
 import json
 import os
@@ -207,9 +208,8 @@ def test_niv2_trains_through_the_grain_input(tmp_path, unique, cleanup):
 def write_submix_files(root):
   jsonl = collection_files.write_submix(root / "jsonl", sources=("flan", "t0"),
                                         file_format="jsonl.gz", rows_per_file=40)
-  parquet = collection_files.write_submix(root / "parquet", sources=("niv2", "cot"),
-                                          file_format="parquet", rows_per_file=40,
-                                          row_group_size=8)
+  collection_files.write_submix(root / "parquet", sources=("niv2", "cot"),
+                                file_format="parquet", rows_per_file=40, row_group_size=8)
   plain = collection_files.write_submix(root / "plain", sources=("dialog",),
                                         template_types=("zs_opt", "fs_opt"), rows_per_file=30)
   return {"flan2021": str(root / "jsonl" / "flan_*"),
@@ -237,7 +237,7 @@ def test_submix_tasks_keep_rows_as_they_are(tmp_path, unique, cleanup):
   names = register_submix(cleanup, files, unique)
   every_row = [row for pattern in files.values()
                for path in ([pattern] if isinstance(pattern, str) else pattern)
-               for match in sorted(__import__("glob").glob(path)) for row in _rows(match)]
+               for match in sorted(glob.glob(path)) for row in _rows(match)]
   by_task = {}
   for row in every_row:
     by_task.setdefault((row["task_name"], row["template_type"]), []).append(row)

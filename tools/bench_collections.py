@@ -8,6 +8,9 @@ Set-up (tools/collection_files.py writes the published layouts with generated te
 - FLAN 2022 submix files: JSONL.gz named as the public mirror names them, one per submix
   and template type, with the collection's task counts (flan2021 66, t0 193, niv2 1,554,
   cot 9, dialog 3; cot and dialog in the opt styles only) and --submix_rows rows.
+Tasks tokenize with SentencePiece (--vocabulary_file; the offline collection's model by
+default), batches of --batch_size rows at --lengths, packed best fit, --num_workers
+input workers.
 
 Each measurement runs in a subprocess of its own, and each host memory figure is that
 process's peak RSS with its input workers (sampled every 50 ms; `imports_rss_gb` is the
@@ -74,15 +77,16 @@ def write_submix(root: str, rows: int) -> dict:
   return files
 
 
-def register(collection: str, data: str):
+def register(collection: str, data: str, vocabulary_file: str):
   if collection == "niv2":
     from tasks.natural_instructions import natural_instructions
 
-    names = natural_instructions(data, prefix="bench_niv2")
+    names = natural_instructions(data, prefix="bench_niv2", vocabulary_file=vocabulary_file)
     return names["mixture"], len(names["train"]) + len(names["test"])
   from tasks.flan2022 import flan2022_submix
 
-  names = flan2022_submix(json.loads(data), prefix="bench_flan2022")
+  names = flan2022_submix(json.loads(data), prefix="bench_flan2022",
+                          vocabulary_file=vocabulary_file)
   return names["mixture"], sum(len(v) for v in names["tasks"].values())
 
 
@@ -122,7 +126,7 @@ def measure(args) -> dict:
     result["load_s"] = time.perf_counter() - start
     result["max_rss_gb"] = rss.stop()
     return result
-  mixture, tasks = register(args.collection, args.data)
+  mixture, tasks = register(args.collection, args.data, args.vocabulary_file)
   result.update(registration_s=time.perf_counter() - start, tasks=tasks)
   result["registered_rss_gb"] = rss.peak / 2**30
   if args.phase == "warm":
@@ -151,7 +155,7 @@ def run(args, collection: str, data: str, phase: str, cache: str) -> dict:
   command = [sys.executable, os.path.abspath(__file__), "--_measure", "--collection",
              collection, "--data", data, "--phase", phase, "--lengths", args.lengths,
              "--batch_size", str(args.batch_size), "--num_workers", str(args.num_workers),
-             "--min_seconds", str(args.min_seconds)]
+             "--min_seconds", str(args.min_seconds), "--vocabulary_file", args.vocabulary_file]
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", FLAN_TUNE_CACHE_DIR=cache)
   done = subprocess.run(command, capture_output=True, text=True, env=env)
   if done.returncode:
@@ -172,6 +176,10 @@ def main():
   parser.add_argument("--min_seconds", type=float, default=30.0)
   parser.add_argument("--data_dir", default=os.path.join(tempfile.gettempdir(),
                                                          "bench_collections"))
+  parser.add_argument("--vocabulary_file", default=os.path.join(
+      os.path.dirname(TOOLS), "tasks", "offline", "offline_spm.model"),
+                      help="SentencePiece model the tasks tokenize with (default: the offline "
+                           "collection's, 4,000 pieces)")
   parser.add_argument("--json")
   parser.add_argument("--_measure", action="store_true", help=argparse.SUPPRESS)
   parser.add_argument("--collection", help=argparse.SUPPRESS)

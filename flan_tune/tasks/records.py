@@ -193,17 +193,39 @@ def cache_dir() -> str:
       os.path.expanduser("~"), ".cache", "flan_tune")
 
 
-def decompressed_copy(path: str) -> str:
-  """A gzip file's contents as a plain file in `cache_dir()`, written once (streamed, in
-  bounded memory) and reused while the file's size and time are unchanged: gzip itself
-  cannot be read at an offset."""
+def cache_stem(kind: str, path: str, version: Optional[int] = None) -> str:
+  """Where data derived from a file goes, under `cache_dir()/kind`: named by the file's
+  path, size and time (and the format's version), so a changed file gets fresh entries."""
   try:
     stat = os.stat(path)
   except OSError as e:
     raise SourceError(f"{path}: cannot open ({e.strerror})") from None
-  key = hashlib.sha256(f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-  target = os.path.join(cache_dir(), "decompressed",
-                        f"{key.hexdigest()[:24]}-{os.path.basename(path)[:-3]}")
+  key = f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}"
+  if version is not None:
+    key = f"{version}|{key}"
+  return os.path.join(cache_dir(), kind, hashlib.sha256(key.encode()).hexdigest()[:24])
+
+
+def save_array(path: str, array: np.ndarray) -> None:
+  """An .npy file written whole or not at all (another process may be reading the cache)."""
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  np.save(path + ".partial.npy", array)
+  os.replace(path + ".partial.npy", path)
+
+
+def save_json(path: str, value: Any) -> None:
+  """A JSON file written whole or not at all."""
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path + ".partial", "w") as f:
+    json.dump(value, f)
+  os.replace(path + ".partial", path)
+
+
+def decompressed_copy(path: str) -> str:
+  """A gzip file's contents as a plain file in `cache_dir()`, written once (streamed, in
+  bounded memory) and reused while the file's size and time are unchanged: gzip itself
+  cannot be read at an offset."""
+  target = f"{cache_stem('decompressed', path)}-{os.path.basename(path)[:-3]}"
   if os.path.exists(target):
     return target
   os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -328,7 +350,9 @@ class ConcatRecords(RawRecords):
 class MappedArray(Sequence):
   """Rows [start, stop) of a .npy file, memory-mapped where they are read: an index of
   tens of millions of entries costs page cache shared by every process, not memory per
-  process, and pickles as its path."""
+  process, and pickles as its path. Every slice of one file shares one mapping per
+  process (thousands of tasks index one file; a mapping each would fault in, and count,
+  the same pages thousands of times)."""
 
   def __init__(self, path: str, start: int = 0, stop: Optional[int] = None):
     self.path = path
@@ -340,7 +364,9 @@ class MappedArray(Sequence):
 
   def _mapped(self) -> np.ndarray:
     if self._array is None:
-      self._array = np.load(self.path, mmap_mode="r")
+      self._array = _MAPPINGS.get(self.path)
+      if self._array is None:
+        self._array = _MAPPINGS[self.path] = np.load(self.path, mmap_mode="r")
     return self._array
 
   def __len__(self):
@@ -356,6 +382,9 @@ class MappedArray(Sequence):
 
   def __getstate__(self):
     return {**self.__dict__, "_array": None}
+
+
+_MAPPINGS: dict = {}  # .npy path -> its memory map, in this process
 
 
 class SubsetRecords(RawRecords):
