@@ -10,37 +10,33 @@ with stemming and exact match, each the best over an instance's references, per 
 per category (the category is the task's cluster).
 
 Registration parses no instances: each task file is scanned once for where its instances
-lie (`flan_tune.tasks.json_spans`), and that index is kept in `records.cache_dir()`, so
-registering the full collection takes seconds and instances are read one by one, when
-drawn. A task file that is malformed, or a task named in a split without a file, is an
+lie, and that index is cached (`flan_tune.tasks.niv2_files`), so registering the full
+collection takes seconds and instances are read one by one, when drawn. A task file that is malformed, or a task named in a split without a file, is an
 error naming the file; it never means a smaller collection.
 """
 
 import dataclasses
 import functools
-import json
 import os
 import re
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import gin
 
-from flan_tune.errors import RegistrationError, SourceError
+from flan_tune.errors import RegistrationError
 from flan_tune.mixtures import MixtureSpec, register_eval_mixture, register_mixture
 from flan_tune.tasks import FewShotConfig, Template, register_task
 from flan_tune.tasks import metrics, postprocessors
 from flan_tune.tasks import records as records_lib
-from flan_tune.tasks.json_spans import array_item_spans, parse_item
+from flan_tune.tasks.niv2_files import (LANGUAGE_KEYS, TASK_NUMBER, InstanceRecords, TaskFile,
+                                        instance_fields, read_task_file)
 from flan_tune.tasks.sources import RecordSource
 from flan_tune.tasks.vocabularies import sentencepiece_vocabulary
 
 # FLAN 2022 drops the tasks that overlap MMLU, its held-out benchmark.
 MMLU_OVERLAP = frozenset(range(664, 668)) | frozenset(range(685, 738))
-LANGUAGE_KEYS = ("Input_language", "Output_language", "Instruction_language")
 # FLAN 2022's cap on the examples one NIv2 task contributes to the mixture's rates.
 TASK_CAP = 5000
-_TASK_NUMBER = re.compile(r"^task(\d+)_")
-_INDEX_VERSION = 1
 
 TEMPLATES = (
     Template("{definition}\n\nInput: {input}\nOutput:", "{output}", few_shot=False),
@@ -57,103 +53,6 @@ TEMPLATES = (
 FEWSHOT = FewShotConfig(k=2, prefix="{definition}\n\n", x_y_delimiter=" ",
                         example_separator="\n\n", exemplar_split="examples")
 STYLES = ("zs_noopt", "fs_noopt")
-
-
-@dataclasses.dataclass(frozen=True)
-class TaskFile:
-  """One task file's metadata and where its instances lie (memory-mapped)."""
-  name: str
-  path: str
-  definition: str
-  positive_examples: tuple
-  categories: tuple
-  languages: Mapping[str, tuple]
-  spans: records_lib.MappedArray  # [n, 2] byte offsets of the instances
-
-  @property
-  def number(self) -> int:
-    return int(_TASK_NUMBER.match(self.name).group(1))
-
-
-def _strings(value: Any, where: str, key: str) -> tuple:
-  values = [value] if isinstance(value, str) else value
-  if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-    raise SourceError(f"{where}: {key!r} must be a string or a list of strings")
-  return tuple(values)
-
-
-def _positive(item: Any, where: str) -> dict:
-  if not isinstance(item, Mapping) or not isinstance(item.get("input"), str) or not (
-      isinstance(item.get("output"), str)):
-    raise SourceError(f"{where}: a positive example needs string 'input' and 'output'")
-  explanation = item.get("explanation") or ""
-  return {"input": item["input"], "output": item["output"],
-          "explanation": explanation if isinstance(explanation, str) else str(explanation)}
-
-
-def read_task_file(path: str) -> TaskFile:
-  """A task file's metadata and instance index, from the cache when the file is
-  unchanged, else by scanning it (and caching the result)."""
-  name = os.path.basename(path)[:-len(".json")]
-  index = records_lib.cache_stem("natural_instructions", path, _INDEX_VERSION)
-  if not os.path.exists(index + ".json"):
-    with open(path, "rb") as f:
-      data = f.read()
-    spans, others = array_item_spans(data, "Instances", path)
-    records_lib.save_array(index + ".npy", spans)
-    others.pop("Instances")
-    records_lib.save_json(index + ".json", others)
-  with open(index + ".json") as f:
-    meta = json.load(f)
-  for key in ("Definition", "Positive Examples", "Categories") + LANGUAGE_KEYS:
-    if key not in meta:
-      raise SourceError(f"{path}: no {key!r} key")
-  definition = " ".join(_strings(meta["Definition"], path, "Definition")).strip()
-  if not definition:
-    raise SourceError(f"{path}: 'Definition' is empty")
-  if not isinstance(meta["Positive Examples"], list):
-    raise SourceError(f"{path}: 'Positive Examples' must be a list")
-  positives = tuple(_positive(item, f"{path}: Positive Examples[{i}]")
-                    for i, item in enumerate(meta["Positive Examples"]))
-  return TaskFile(name, path, definition, positives,
-                  _strings(meta["Categories"], path, "Categories"),
-                  {key: _strings(meta[key], path, key) for key in LANGUAGE_KEYS},
-                  records_lib.MappedArray(index + ".npy"))
-
-
-class InstanceRecords(records_lib.RawRecords):
-  """A task file's instances, each read and parsed alone at its byte span, as
-  {"input": text, "output": [references]}."""
-
-  def __init__(self, path: str, spans: records_lib.MappedArray, limit: Optional[int] = None):
-    self.path, self.spans = path, spans
-    self._length = len(spans) if limit is None else min(limit, len(spans))
-    self._fd = None
-
-  def __len__(self):
-    return self._length
-
-  def __getitem__(self, index):
-    index = self._check(index)
-    if self._fd is None:
-      self._fd = os.open(self.path, os.O_RDONLY)
-    start, end = (int(x) for x in self.spans[index])
-    origin = f"{self.path}: Instances[{index}]"
-    item = parse_item(os.pread(self._fd, end - start, start), origin)
-    output = item.get("output") if isinstance(item, Mapping) else None
-    output = [output] if isinstance(output, str) else output
-    if not isinstance(item.get("input") if isinstance(item, Mapping) else None, str) or not (
-        isinstance(output, list) and output and all(isinstance(o, str) for o in output)):
-      raise SourceError(f"{origin}: an instance needs a string 'input' and a non-empty "
-                        "'output' list of strings")
-    return origin, {"input": item["input"], "output": output}
-
-  def __getstate__(self):
-    return {**self.__dict__, "_fd": None}
-
-  def __del__(self):
-    if getattr(self, "_fd", None) is not None:
-      os.close(self._fd)
 
 
 class TaskSource(RecordSource):
@@ -182,15 +81,6 @@ class TaskSource(RecordSource):
     return InstanceRecords(self.task_file.path, self.task_file.spans, self._limit)
 
 
-def instance_fields(raw: Mapping[str, Any], *, definition: str, example: Mapping) -> dict:
-  """example_fn: an instance or positive example with the task's definition and inline
-  example; `output` is the first reference, `references` all of them."""
-  return {"definition": definition, "input": raw["input"], "output": raw["output"][0],
-          "references": raw["output"], "example_input": example.get("input", ""),
-          "example_output": example.get("output", ""),
-          "example_explanation": example.get("explanation", "")}
-
-
 def cluster_name(category: str) -> str:
   return re.sub(r"[^a-z0-9]+", "_", category.lower()).strip("_") or "uncategorized"
 
@@ -204,7 +94,7 @@ def _read_split(path: str, split_dir: str, which: str) -> List[str]:
     raise RegistrationError(f"{file}: cannot read the split ({e.strerror})") from None
   names = [line for line in lines if line]
   for number, line in enumerate(lines, 1):
-    if line and not _TASK_NUMBER.match(line):
+    if line and not TASK_NUMBER.match(line):
       raise RegistrationError(f"{file}:{number}: {line!r} is not a task name (taskNNN_...)")
   return names
 

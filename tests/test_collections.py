@@ -351,3 +351,41 @@ def test_niv2_evaluates_per_task_and_category_with_rouge_l(tmp_path, unique, cle
     assert set(task.metrics) == {"rougeL", "exact_match"}
     assert len(task.example_scores) == 3
     assert task.cluster == get_task(name.rsplit("_", 2)[0]).cluster
+
+
+WORKER = """
+import pickle, sys
+plan = pickle.load(open(sys.argv[1], "rb"))
+from flan_tune.training.grain_input import TokenizeExample
+tokenize = TokenizeExample(plan.members, plan.lengths)
+for position in range(64):
+  inputs, targets = tokenize(plan.sampler[position])
+  assert len(inputs) and len(targets)
+heavy = sorted(m for m in ("tensorflow", "seqio", "tensorflow_datasets") if m in sys.modules)
+print("imported:", heavy)
+"""
+
+
+@pytest.mark.parametrize("collection", ["niv2", "flan2022"])
+def test_input_workers_render_the_collections_without_tensorflow(tmp_path, unique, cleanup,
+                                                                 collection):
+  import pickle
+  import subprocess
+
+  from flan_tune.training.input_pipeline import grain_plan
+
+  if collection == "niv2":
+    collection_files.write_niv2(tmp_path / "data", 3, 1, instances=(10, 20))
+    mixture = register_niv2(cleanup, tmp_path / "data", unique)["mixture"]
+  else:
+    mixture = register_submix(cleanup, write_submix_files(tmp_path), unique)["mixture"]
+  plan, why = grain_plan(TrainInput(mixture_or_task_name=mixture,
+                                    task_feature_lengths={"inputs": 128, "targets": 16}))
+  assert plan is not None, why
+  with open(tmp_path / "plan.pkl", "wb") as f:
+    pickle.dump(plan, f)  # what Grain sends its worker processes
+  done = subprocess.run([sys.executable, "-c", WORKER, str(tmp_path / "plan.pkl")],
+                        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ":".join(
+                            sys.path)})
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert "imported: []" in done.stdout
