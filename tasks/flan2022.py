@@ -7,11 +7,10 @@ template_type`. `flan2022_submix(files)` registers one prerendered task per
 (task_name, template_type) of each submix, with the rows as they are, and a mixture
 with FLAN 2022's submix weights and per-task caps over the real row counts.
 
-The files are tens of GB, so nothing is loaded whole: one pass reads the three metadata
-columns of every row (Parquet reads only those columns; JSONL parses each line) and
-records, in `records.cache_dir()`, each row's task and where the rows lie. Later
-registrations read that record; training reads each drawn row alone, by its offset
-(JSONL) or its row group (Parquet).
+The files are tens of GB, so nothing is loaded whole: one pass over each file records, in
+`records.cache_dir()`, each row's task and where the rows lie (a .gz file is decompressed
+and a Parquet file copied as JSONL once, since neither can give one row cheaply). Later
+registrations read that record; training reads each drawn row alone, at its offset.
 """
 
 import glob
@@ -73,12 +72,19 @@ def _expand(patterns: Files, submix: str) -> List[str]:
 
 
 class FileIndex:
-  """One file's rows: each row's task as a code into `keys` (source, name, type), and for
-  JSONL the lines' byte offsets; all memory-mapped from the cache."""
+  """One file's rows: each row's task as a code into `keys` (source, name, type), and the
+  lines' byte offsets of the JSONL its rows are read from; all memory-mapped from the cache.
 
-  def __init__(self, path: str):
-    self.path = path
-    self.stem = records_lib.cache_stem("flan2022", path, _INDEX_VERSION)
+  Parquet cannot give one row without decoding its row group (1.3 ms a random row with
+  1,000-row groups, 6 ms with 10,000, against microseconds for a JSONL line), so with
+  `copy_parquet` the first pass also writes the rows as JSONL into the cache, as a .gz
+  file is decompressed once; without it rows are read from their row groups."""
+
+  def __init__(self, path: str, copy_parquet: bool = True):
+    self.path, self.copy_parquet = path, copy_parquet
+    reads_row_groups = path.endswith(".parquet") and not copy_parquet
+    self.stem = records_lib.cache_stem("flan2022", path, _INDEX_VERSION) + (
+        "-row-groups" if reads_row_groups else "")
     if not os.path.exists(self.stem + ".json"):
       self._build()
     with open(self.stem + ".json") as f:
@@ -88,31 +94,39 @@ class FileIndex:
     self.codes = records_lib.MappedArray(self.stem + ".codes.npy")
 
   def records(self) -> records_lib.RawRecords:
-    if self.path.endswith(".parquet"):
+    if self.data_path.endswith(".parquet"):
       return records_lib.ParquetRecords(self.path, list(COLUMNS))
     index = tuple(records_lib.MappedArray(f"{self.stem}.{name}.npy")
                   for name in ("starts", "ends", "lines"))
     return records_lib.JsonlRecords(self.data_path, self.path, index=index)
 
   def _build(self):
-    if self.path.endswith(".parquet"):
-      data_path, joined = self.path, _parquet_keys(self.path)
+    parquet = self.path.endswith(".parquet")
+    if parquet and not self.copy_parquet:
+      data_path, joined = self.path, _parquet_rows(self.path)
     else:
-      data_path = (records_lib.decompressed_copy(self.path) if self.path.endswith(".gz")
-                   else self.path)
+      if parquet:
+        data_path = self.stem + ".rows.jsonl"
+        joined = _parquet_rows(self.path, copy_to=data_path)
+      else:
+        data_path = (records_lib.decompressed_copy(self.path) if self.path.endswith(".gz")
+                     else self.path)
       starts, ends, lines = records_lib.index_lines(data_path, self.path)
       if lines is None:
         lines = np.arange(1, len(starts) + 1, dtype=np.int64)
       for name, array in (("starts", starts), ("ends", ends), ("lines", lines)):
         records_lib.save_array(f"{self.stem}.{name}.npy", array)
-      joined = _jsonl_keys(data_path, self.path, len(starts))
+      if not parquet:
+        joined = _jsonl_keys(data_path, self.path, len(starts))
     keys, codes = np.unique(joined, return_inverse=True) if len(joined) else ([], [])
     records_lib.save_array(self.stem + ".codes.npy", np.asarray(codes, np.int32).reshape(-1))
     records_lib.save_json(self.stem + ".json", {"path": self.path, "data_path": data_path,
                                      "keys": [k.split(_SEPARATOR) for k in keys]})
 
 
-def _parquet_keys(path: str) -> np.ndarray:
+def _parquet_rows(path: str, copy_to: Optional[str] = None) -> np.ndarray:
+  """Each row's joined (source, name, type), reading only those columns, or every column
+  when the rows are also copied as JSON lines to `copy_to` (a row per line)."""
   import pyarrow.compute as pc
   import pyarrow.parquet as pq
 
@@ -125,12 +139,24 @@ def _parquet_keys(path: str) -> np.ndarray:
     raise SourceError(f"{path}: no column(s) {missing}; the file has "
                       f"{parquet.schema_arrow.names}")
   parts = []
-  for batch in parquet.iter_batches(columns=list(KEY_COLUMNS), batch_size=1 << 16):
-    columns = [batch.column(c) for c in KEY_COLUMNS]
-    if any(c.null_count for c in columns):
-      raise SourceError(f"{path}: null {KEY_COLUMNS} values")
-    parts.append(np.asarray(pc.binary_join_element_wise(*columns, _SEPARATOR)
-                            .to_numpy(zero_copy_only=False), dtype=object))
+  if copy_to:
+    os.makedirs(os.path.dirname(copy_to), exist_ok=True)
+  out = open(copy_to + ".partial", "w", encoding="utf-8") if copy_to else None
+  try:
+    for batch in parquet.iter_batches(columns=list(COLUMNS if out else KEY_COLUMNS),
+                                      batch_size=1 << 14):
+      columns = [batch.column(c) for c in KEY_COLUMNS]
+      if any(c.null_count for c in columns):
+        raise SourceError(f"{path}: null {list(KEY_COLUMNS)} values")
+      parts.append(np.asarray(pc.binary_join_element_wise(*columns, _SEPARATOR)
+                              .to_numpy(zero_copy_only=False), dtype=object))
+      if out:
+        out.writelines(json.dumps(row) + "\n" for row in batch.to_pylist())
+  finally:
+    if out:
+      out.close()
+  if copy_to:
+    os.replace(copy_to + ".partial", copy_to)
   return np.concatenate(parts) if parts else np.zeros(0, object)
 
 
@@ -174,10 +200,10 @@ class SubmixTaskSource(RecordSource):
     return records_lib.SubsetRecords(self._files_records, self._rows)
 
 
-def submix_tasks(submix: str, paths: Sequence[str]) -> tuple:
+def submix_tasks(paths: Sequence[str], copy_parquet: bool = True) -> tuple:
   """(records of every file, {(task_name, style): rows}, {(task_name, style): sources})
   of a submix's files, its row order cached for the set of files."""
-  indexes = [FileIndex(path) for path in paths]
+  indexes = [FileIndex(path, copy_parquet) for path in paths]
   stem = os.path.join(records_lib.cache_dir(), "flan2022", hashlib.sha256(
       "|".join(index.stem for index in indexes).encode()).hexdigest()[:24])
   if not os.path.exists(stem + ".tasks.json"):
@@ -229,7 +255,8 @@ _REGISTERED: Dict[tuple, dict] = {}
 def flan2022_submix(files: Mapping[str, Files] = gin.REQUIRED, *, prefix: str = "flan2022",
                     weights: Optional[Mapping[str, float]] = None,
                     caps: Optional[Mapping[str, int]] = None,
-                    vocabulary_file: Optional[str] = None, seed: int = 0) -> dict:
+                    vocabulary_file: Optional[str] = None, copy_parquet: bool = True,
+                    seed: int = 0) -> dict:
   """Registers the submixes' tasks and the mixture `prefix`; returns {"tasks": {submix:
   [task names]}, "mixture": prefix, "rows": {submix: rows}}.
 
@@ -238,14 +265,15 @@ def flan2022_submix(files: Mapping[str, Files] = gin.REQUIRED, *, prefix: str = 
   and `caps` override FLAN 2022's (SUBMIX_WEIGHTS, SUBMIX_CAPS) per submix; a submix
   without files is left out and the others' weights renormalized. `vocabulary_file` is
   the SentencePiece model to tokenize with (the initial checkpoint's spiece.model); None:
-  flan-tune's default vocabulary. Calling again with the same arguments returns the
-  same names.
+  flan-tune's default vocabulary. `copy_parquet` writes Parquet rows once into the cache
+  as JSONL, read a line at a time (see FileIndex); False reads their row groups. Calling
+  again with the same arguments returns the same names.
   """
   weights = {**SUBMIX_WEIGHTS, **(weights or {})}
   caps = {**SUBMIX_CAPS, **(caps or {})}
   key = (prefix, json.dumps({k: files[k] for k in sorted(files)}, default=str),
          json.dumps(weights, sort_keys=True), json.dumps(caps, sort_keys=True),
-         vocabulary_file, seed)
+         vocabulary_file, copy_parquet, seed)
   if key in _REGISTERED:
     return _REGISTERED[key]
   if not files:
@@ -260,7 +288,8 @@ def flan2022_submix(files: Mapping[str, Files] = gin.REQUIRED, *, prefix: str = 
   rows: Dict[str, int] = {}
   taken: set = set()
   for submix in sorted(files):
-    records, task_rows, task_sources = submix_tasks(submix, _expand(files[submix], submix))
+    records, task_rows, task_sources = submix_tasks(_expand(files[submix], submix),
+                                                    copy_parquet)
     names[submix] = []
     bases = {}
     for (task_name, style), selected in sorted(task_rows.items()):

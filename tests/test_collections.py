@@ -232,9 +232,10 @@ def _rows(path):
     return [json.loads(line) for line in f]
 
 
-def test_submix_tasks_keep_rows_as_they_are(tmp_path, unique, cleanup):
+@pytest.mark.parametrize("copy_parquet", [True, False])
+def test_submix_tasks_keep_rows_as_they_are(tmp_path, unique, cleanup, copy_parquet):
   files = write_submix_files(tmp_path)
-  names = register_submix(cleanup, files, unique)
+  names = register_submix(cleanup, files, unique, copy_parquet=copy_parquet)
   every_row = [row for pattern in files.values()
                for path in ([pattern] if isinstance(pattern, str) else pattern)
                for match in sorted(glob.glob(path)) for row in _rows(match)]
@@ -248,6 +249,9 @@ def test_submix_tasks_keep_rows_as_they_are(tmp_path, unique, cleanup):
     key = (records[0]["task_name"], records[0]["template_type"])
     assert task.name.endswith(key[1]) and task.prerendered
     assert [{k: r[k] for k in flan2022.COLUMNS} for r in records] == by_task[key]
+    if task.collection in ("niv2", "cot"):  # the Parquet files
+      assert records[0]["_origin"].startswith(str(tmp_path / "parquet"))
+      assert ("row group" in records[0]["_origin"]) != copy_parquet
     rendered = PromptRenderer(task, PromptStyle(key[1]), len, 512).render(
         example_fields(task, records[0]))
     assert (rendered.inputs, rendered.targets) == (records[0]["inputs"], records[0]["targets"])

@@ -19,9 +19,12 @@ process after importing seqio and TensorFlow, before any data):
 - `warm`: registration again (the cached index), then the Grain training input: seconds
   to the first batch and steady batches/s over at least --min_seconds;
 - `whole`: the previous way for files people load themselves, every file read into
-  Python (json.load of each task file; every submix row parsed into a list).
+  Python (json.load of each task file; every submix row parsed into a list);
+- `row_groups` (the submix as Parquet, `flan2022_parquet`): training reading each drawn
+  row from its Parquet row group (1,000 rows) instead of the JSONL copy `cold` writes.
 
-Usage: python tools/bench_collections.py [--collections niv2,flan2022] [--json out.json]
+Usage: python tools/bench_collections.py [--collections niv2,flan2022,flan2022_parquet]
+           [--json out.json]
 """
 
 import argparse
@@ -77,7 +80,27 @@ def write_submix(root: str, rows: int) -> dict:
   return files
 
 
-def register(collection: str, data: str, vocabulary_file: str):
+def as_parquet(files: dict, root: str, row_group_size: int = 1000) -> dict:
+  """The same rows as Parquet files with `row_group_size`-row groups."""
+  import pyarrow as pa
+  import pyarrow.parquet as pq
+
+  os.makedirs(root, exist_ok=True)
+  converted = {}
+  for submix, paths in files.items():
+    converted[submix] = []
+    for path in paths:
+      target = os.path.join(root, os.path.basename(path).replace(".jsonl.gz", ".parquet"))
+      if not os.path.exists(target):
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+          table = pa.Table.from_pylist([json.loads(line) for line in f])
+        pq.write_table(table, target + ".partial", row_group_size=row_group_size)
+        os.replace(target + ".partial", target)
+      converted[submix].append(target)
+  return converted
+
+
+def register(collection: str, data: str, vocabulary_file: str, phase: str):
   if collection == "niv2":
     from tasks.natural_instructions import natural_instructions
 
@@ -86,7 +109,7 @@ def register(collection: str, data: str, vocabulary_file: str):
   from tasks.flan2022 import flan2022_submix
 
   names = flan2022_submix(json.loads(data), prefix="bench_flan2022",
-                          vocabulary_file=vocabulary_file)
+                          vocabulary_file=vocabulary_file, copy_parquet=phase != "row_groups")
   return names["mixture"], sum(len(v) for v in names["tasks"].values())
 
 
@@ -102,6 +125,11 @@ def load_whole(collection: str, data: str) -> int:
     return sum(len(task["Instances"]) for task in kept)
   for paths in json.loads(data).values():
     for path in paths:
+      if path.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        kept.extend(pq.read_table(path).to_pylist())
+        continue
       with gzip.open(path, "rt", encoding="utf-8") as f:
         kept.extend(json.loads(line) for line in f)
   return len(kept)
@@ -126,10 +154,10 @@ def measure(args) -> dict:
     result["load_s"] = time.perf_counter() - start
     result["max_rss_gb"] = rss.stop()
     return result
-  mixture, tasks = register(args.collection, args.data, args.vocabulary_file)
+  mixture, tasks = register(args.collection, args.data, args.vocabulary_file, args.phase)
   result.update(registration_s=time.perf_counter() - start, tasks=tasks)
   result["registered_rss_gb"] = rss.peak / 2**30
-  if args.phase == "warm":
+  if args.phase in ("warm", "row_groups"):
     from flan_tune.training.input_pipeline import DataIterator, TrainInput
 
     inputs, targets = (int(x.split("=")[1]) for x in args.lengths.split(","))
@@ -167,7 +195,7 @@ def run(args, collection: str, data: str, phase: str, cache: str) -> dict:
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--collections", default="niv2,flan2022")
+  parser.add_argument("--collections", default="niv2,flan2022,flan2022_parquet")
   parser.add_argument("--niv2_instances", default="500,6500")
   parser.add_argument("--submix_rows", type=int, default=1_000_000)
   parser.add_argument("--lengths", default="inputs=1024,targets=128")
@@ -196,11 +224,16 @@ def main():
       data = os.path.join(args.data_dir, f"niv2_{low}_{high}")
       write_niv2(data, (low, high))
     else:
-      data = json.dumps(write_submix(os.path.join(args.data_dir,
-                                                  f"flan2022_{args.submix_rows}"),
-                                     args.submix_rows))
+      root = os.path.join(args.data_dir, f"flan2022_{args.submix_rows}")
+      files = write_submix(root, args.submix_rows)
+      if collection == "flan2022_parquet":
+        files = as_parquet(files, root + "_parquet")
+      data = json.dumps(files)
+    phases = ["cold", "warm", "whole"]
+    if collection == "flan2022_parquet":
+      phases.insert(2, "row_groups")
     with tempfile.TemporaryDirectory() as cache:
-      for phase in ("cold", "warm", "whole"):
+      for phase in phases:
         report["runs"].append(run(args, collection, data, phase, cache))
   if args.json:
     with open(args.json, "w") as f:
