@@ -142,11 +142,13 @@ def _inspect_sampled(cfg, args, members: dict) -> int:
   print(f"== {args.name}: {len(members)} seqio tasks of {len(tasks)} instruction tasks, "
         f"split {args.split!r}, lengths {lengths}, "
         f"{sum(len(m.records) for m in plan.members):,} examples")
+  shown = []
   for key in ("collection", "cluster", "style"):
     rows = inspection.shares_by(members, key)
-    if 1 < len(rows) <= 40:
+    if 1 < len(rows) <= 40 and rows not in shown:  # clusters often are the collections
       print(f"\nMixture share by {key}:")
       print(inspection.format_shares(rows, key))
+      shown.append(rows)
   largest = sorted(members.items(), key=lambda kv: -kv[1])[:args.top]
   sizes = {m.name: len(m.records) for m in plan.members}
   print(f"\nThe {len(largest)} largest of {len(members)} members:")

@@ -393,3 +393,27 @@ def test_input_workers_render_the_collections_without_tensorflow(tmp_path, uniqu
                             sys.path)})
   assert done.returncode == 0, done.stderr[-2000:]
   assert "imported: []" in done.stdout
+
+
+def test_the_shipped_run_configs_train_on_both_collections(tmp_path):
+  """`flan-tune train --gin_file=runs/flan2022.gin` (and natural_instructions.gin) as the
+  README gives them, with the files as macros, on a tiny model: two steps each."""
+  import training_runs as runs_lib
+
+  initial = tmp_path / "t5_tiny"
+  runs_lib.write_initial_checkpoint(initial)
+  files = write_submix_files(tmp_path / "submix")
+  collection_files.write_niv2(tmp_path / "niv2", 3, 1, instances=(10, 20))
+  macros = {"flan2022": [f"--gin.{macro}={json.dumps(files[submix])}" for macro, submix in (
+      ("FLAN2021_FILES", "flan2021"), ("T0_FILES", "t0"), ("NIV2_FILES", "niv2"),
+      ("COT_FILES", "cot"), ("DIALOG_FILES", "dialog"))],
+            "natural_instructions": [f"--gin.NIV2_PATH='{tmp_path / 'niv2'}'"]}
+  for run, bindings in macros.items():
+    model_dir = tmp_path / run
+    args = [arg for arg in runs_lib.train_args(model_dir, 2, initial)
+            if not arg.startswith("--gin.MIXTURE_OR_TASK_NAME")]
+    args[args.index("--gin_file=runs/finetune.gin")] = f"--gin_file=runs/{run}.gin"
+    process = runs_lib.start([*args, *bindings, "--gin.TrainInput.num_workers=0"],
+                             tmp_path / f"{run}.log")
+    runs_lib.finish_ok(process)
+    assert runs_lib.logged_steps(model_dir) == 2, run
