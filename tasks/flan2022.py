@@ -241,10 +241,25 @@ def _build_order(stem: str, indexes: Sequence[FileIndex]) -> None:
       for (name, style), g in sorted(groups.items(), key=lambda kv: kv[1])])
 
 
-def _seqio_name(prefix: str, submix: str, task_name: str, taken: set) -> str:
-  name = f"{prefix}_{submix}_{_NAME_UNSAFE.sub('_', task_name).strip('_')}"
-  if name in taken:  # two task names that differ only in characters seqio cannot take
-    name += "_" + hashlib.sha256(task_name.encode()).hexdigest()[:6]
+def _seqio_name(prefix: str, submix: str, task_name: str, style: str, taken: set) -> str:
+  """`{prefix}_{submix}_{task_name}_{style}` in the characters seqio takes; a hash of the
+  task name is added where two task names differ only in the others."""
+  base = f"{prefix}_{submix}_{_NAME_UNSAFE.sub('_', task_name).strip('_')}"
+  if f"{base}_{style}" in taken:
+    base += "_" + hashlib.sha256(task_name.encode()).hexdigest()[:6]
+  return f"{base}_{style}"
+
+
+def _register_one(prefix: str, submix: str, task_name: str, style: str, records, rows,
+                  sources: Sequence[str], taken: set, common: Mapping) -> str:
+  """One prerendered task: a (task_name, template type) of a submix, as its rows are."""
+  name = _seqio_name(prefix, submix, task_name, style, taken)
+  taken.add(name)
+  description = f"{submix} {task_name!r} {style} ({', '.join(sources)})"
+  register_task(
+      name=name, source=SubmixTaskSource(description, records, rows),
+      templates=[AS_IS], cluster=submix, collection=submix, styles=[style], prerendered=True,
+      rank_classification=False, **common)
   return name
 
 
@@ -283,25 +298,16 @@ def flan2022_submix(files: Mapping[str, Files] = gin.REQUIRED, *, prefix: str = 
   if unknown:
     raise RegistrationError(f"flan2022_submix: no weight for submix(es) {unknown}; known "
                             f"{sorted(weights)} (pass weights={{name: weight}})")
-  vocabulary = sentencepiece_vocabulary(vocabulary_file)
+  common = {"seed": seed, "vocabulary": sentencepiece_vocabulary(vocabulary_file)}
   names: Dict[str, List[str]] = {}
   rows: Dict[str, int] = {}
   taken: set = set()
   for submix in sorted(files):
     records, task_rows, task_sources = submix_tasks(_expand(files[submix], submix),
                                                     copy_parquet)
-    names[submix] = []
-    bases = {}
-    for (task_name, style), selected in sorted(task_rows.items()):
-      if task_name not in bases:
-        bases[task_name] = _seqio_name(prefix, submix, task_name, taken)
-        taken.add(bases[task_name])
-      base = bases[task_name]
-      description = f"{submix} {task_name!r} {style} ({', '.join(task_sources[task_name, style])})"
-      names[submix] += register_task(
-          name=f"{base}_{style}", source=SubmixTaskSource(description, records, selected),
-          templates=[AS_IS], cluster=submix, collection=submix, seed=seed, styles=[style],
-          prerendered=True, rank_classification=False, vocabulary=vocabulary)
+    names[submix] = [_register_one(prefix, submix, task_name, style, records, selected,
+                                   task_sources[task_name, style], taken, common)
+                     for (task_name, style), selected in sorted(task_rows.items())]
     rows[submix] = sum(len(r) for r in task_rows.values())
   spec = MixtureSpec(collection_weights={s: weights[s] for s in names},
                      caps={s: caps[s] for s in names if s in caps},

@@ -417,3 +417,18 @@ def test_the_shipped_run_configs_train_on_both_collections(tmp_path):
                              tmp_path / f"{run}.log")
     runs_lib.finish_ok(process)
     assert runs_lib.logged_steps(model_dir) == 2, run
+
+
+def test_submix_task_names_seqio_cannot_take_stay_distinct(tmp_path, unique, cleanup):
+  rows = [{"inputs": f"q{i}", "targets": "a", "task_source": "Flan2021",
+           "task_name": name, "template_type": template_type}
+          for i, (name, template_type) in enumerate(
+              [("glue/cola:2.0.0", "zs_opt"), ("glue_cola_2.0.0", "zs_opt"),
+               ("glue/cola:2.0.0", "fs_noopt")] * 2)]
+  path = tmp_path / "rows.jsonl"
+  path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+  names = register_submix(cleanup, {"flan2021": str(path)}, unique)["tasks"]["flan2021"]
+  assert len(names) == len(set(names)) == 3
+  assert f"{unique}_flan2021_glue_cola_2.0.0_fs_noopt" in names
+  by_name = {get_task(n).source.records("train")[0]["task_name"] for n in names}
+  assert by_name == {"glue/cola:2.0.0", "glue_cola_2.0.0"}
