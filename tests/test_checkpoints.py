@@ -163,3 +163,48 @@ def jax_struct(x):
   import jax
 
   return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
+
+
+def _truncate_a_data_file(step_directory):
+  """Cuts one of a committed step's array files in half, as a failing disk would."""
+  data = os.path.join(step_directory, "state", "ocdbt.process_0", "d")
+  victim = max((os.path.join(data, name) for name in os.listdir(data)), key=os.path.getsize)
+  with open(victim, "r+b") as f:
+    f.truncate(os.path.getsize(victim) // 2)
+
+
+def test_a_corrupted_newest_checkpoint_is_set_aside_and_training_resumes(tmp_path):
+  """Issue 15: truncating a file of the newest committed step and rerunning the same
+  `flan-tune train` command resumes from the step before, saying so in one line; eval
+  given the run does the same; with no readable step left, exit code 2 and one error."""
+  import training_runs as runs_lib
+  from flan_tune.training import model_setup
+
+  initial, run = tmp_path / "initial", tmp_path / "run"
+  runs_lib.write_initial_checkpoint(initial)
+  runs_lib.finish_ok(runs_lib.start(runs_lib.train_args(run, 4, initial), tmp_path / "1.log"))
+  assert runs_lib.checkpoint_steps(run) == [1, 2, 4]
+  _truncate_a_data_file(run / "checkpoints" / "4")
+
+  output = runs_lib.finish_ok(runs_lib.start(runs_lib.train_args(run, 6, initial),
+                                             tmp_path / "2.log"))
+  said = [line for line in output.splitlines() if "cannot be read" in line]
+  assert len(said) == 1 and "checkpoint step 4 cannot be read" in said[0], output[-3000:]
+  assert "OUT_OF_RANGE" in said[0] and "4.unreadable-0" in said[0]
+  assert "Traceback" not in output and "Event loop is closed" not in output
+  assert runs_lib.checkpoint_steps(run) == [2, 4, 6]  # 4 saved anew; 1 past max_to_keep
+  assert (run / "checkpoints" / "4.unreadable-0").is_dir()
+  assert [row["step"] for row in runs_lib.metrics(run)][-3:] == [4, 5, 6]  # again from 2
+
+  _truncate_a_data_file(run / "checkpoints" / "6")  # eval given the run falls back too
+  config = model_setup.initial_config(str(run))
+  model_setup.load_params(str(run), config)
+  assert model_setup.checkpoint_step(str(run)) == 4
+  assert (run / "checkpoints" / "6.unreadable-0").is_dir()
+
+  for step in (2, 4):
+    _truncate_a_data_file(run / "checkpoints" / str(step))
+  code, output = runs_lib.finish(runs_lib.start(runs_lib.train_args(run, 8, initial),
+                                                tmp_path / "3.log"))
+  assert code == 2, output[-3000:]
+  assert "no readable checkpoint left" in output and "Traceback" not in output

@@ -14,13 +14,17 @@ Orbax can list, restore or garbage-collect around them (tests simulate both case
 """
 
 import dataclasses
+import json
 import logging
 import os
+import re
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 import gin
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 from etils import epath
@@ -96,19 +100,32 @@ class Checkpointer:
     return steps[-1] if steps else None
 
   def restore(self, abstract_state: PyTree, step: int | None = None) -> tuple[PyTree, dict]:
-    """(state, data_state) of `step` (default: the latest complete one).
+    """(state, data_state) of `step` (default: the latest complete one that reads).
 
     `abstract_state` is a pytree of `jax.ShapeDtypeStruct`s whose shardings say where
     each array goes, so a checkpoint written on one mesh restores onto another; see
-    `abstract_like`."""
+    `abstract_like`. Without `step`, a newest step that cannot be read (a file truncated
+    or corrupted after its commit) is set aside, renamed, and the one before is tried."""
     self.wait()
-    if step is None:
-      step = self.latest_step()
-      if step is None:
-        raise CheckpointError(f"no complete checkpoint in {self.directory}")
-    elif step not in self.all_steps():
-      raise CheckpointError(f"step {step} is not a complete checkpoint in {self.directory} "
-                            f"(complete: {self.all_steps()})")
+    if step is not None:
+      if step not in self.all_steps():
+        raise CheckpointError(f"step {step} is not a complete checkpoint in {self.directory} "
+                              f"(complete: {self.all_steps()})")
+      return self._restore(step, abstract_state)
+    _ignore_late_read_callbacks()
+    while (step := self.latest_step()) is not None:
+      try:
+        restored, error = self._restore(step, abstract_state), None
+      except Exception as e:  # pylint: disable=broad-except  (any way a step fails to read)
+        restored, error = None, e
+      if not _any_process(error is not None):
+        return restored
+      set_aside_unreadable(self.directory, step,
+                           error or CheckpointError("another process could not read it"))
+    raise CheckpointError(f"no readable checkpoint left in {self.directory} (unreadable "
+                          "steps are set aside as <step>.unreadable-<n>)")
+
+  def _restore(self, step: int, abstract_state: PyTree) -> tuple[PyTree, dict]:
     restored = self._manager.restore(
         step, args=ocp.args.Composite(**{STATE: ocp.args.StandardRestore(abstract_state),
                                          DATA: ocp.args.JsonRestore()}))
@@ -127,6 +144,92 @@ class Checkpointer:
 
   def __exit__(self, *exc) -> None:
     self.close()
+
+
+def _any_process(failed: bool) -> bool:
+  """Whether any process failed to read the step (all must agree to set it aside)."""
+  if jax.process_count() == 1:
+    return failed
+  return bool(multihost_utils.process_allgather(np.int32(failed)).any())
+
+
+def _ignore_late_read_callbacks() -> None:
+  """A failed restore leaves TensorStore reads in flight: their callbacks land on Orbax's
+  closed event loop ("Event loop is closed") and their Orbax coroutines and tasks are
+  collected with the same read error, each printed as an unraisable exception or an
+  asyncio log record: thousands of lines for one bad file. Those alone are dropped, from
+  the first restore that may fall back."""
+  previous = sys.unraisablehook
+  if getattr(previous, "flan_tune_filter", False):
+    return
+  logging.getLogger("asyncio").addFilter(
+      lambda record: not (str(record.msg).startswith("Task exception was never retrieved")
+                          and f"{os.sep}orbax{os.sep}" in record.getMessage()))
+
+  def hook(unraisable):
+    code = getattr(unraisable.object, "cr_code", None)
+    late_read = code is not None and f"{os.sep}orbax{os.sep}" in code.co_filename
+    closed_loop = (isinstance(unraisable.exc_value, RuntimeError) and
+                   str(unraisable.exc_value) == "Event loop is closed")
+    if not (late_read or closed_loop):
+      previous(unraisable)
+
+  hook.flan_tune_filter = True
+  sys.unraisablehook = hook
+
+
+def _root_cause(error: BaseException) -> BaseException:
+  while error.__cause__ is not None or error.__context__ is not None:
+    error = error.__cause__ or error.__context__
+  return error
+
+
+def describe_failure(step_directory: epath.Path, error: BaseException) -> str:
+  """The file at fault and the first line of the underlying error (TensorStore's names
+  the array and the file): a file of the step the error names, else the first JSON file
+  of the step that does not parse, else the step."""
+  root = _root_cause(error)
+  message = (str(root).strip().splitlines() or [type(root).__name__])[0][:400]
+  step_directory = epath.Path(step_directory)
+  for match in re.findall(r"[\w./-]+", message):
+    candidate = epath.Path(match) if match.startswith("/") else step_directory / match
+    if str(candidate).startswith(str(step_directory)) and candidate.is_file():
+      return f"{candidate}: {message}"
+  for path in _metadata_files(step_directory):
+    try:
+      json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError):
+      return f"{path}: {message}"
+  return f"{step_directory}: {message}"
+
+
+def _metadata_files(directory: epath.Path, depth: int = 3):
+  """The JSON files Orbax writes in a step (`_METADATA`, `_sharding`, `metadata`,
+  `array_metadatas/*`, ...), walked without recursive globs (object stores lack them)."""
+  for path in sorted(directory.iterdir()):
+    if path.is_dir() and depth > 1:
+      yield from _metadata_files(path, depth - 1)
+    elif path.is_file() and (path.name.startswith("_") or path.name == "metadata" or
+                             path.parent.name == "array_metadatas"):
+      yield path
+
+
+def set_aside_unreadable(directory: epath.Path, step: int, error: BaseException) -> str:
+  """Renames an unreadable step to `<step>.unreadable-<n>` (process 0; every process
+  waits for it) and says so in one line; returns the new name."""
+  step_directory = epath.Path(directory) / str(step)
+  target = step_directory
+  if jax.process_index() == 0:
+    where = describe_failure(step_directory, error)
+    suffix = 0
+    while (target := epath.Path(directory) / f"{step}.unreadable-{suffix}").exists():
+      suffix += 1
+    step_directory.rename(target)
+    logging.error("checkpoint step %d cannot be read (%s); set aside as %s, using the step "
+                  "before it", step, where, target.name)
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(f"flan_tune: step {step} set aside")
+  return target.name
 
 
 def complete_step_directory(path: str | epath.Path) -> epath.Path:
@@ -148,11 +251,26 @@ def complete_step_directory(path: str | epath.Path) -> epath.Path:
 def restore_params(step_directory: epath.Path, abstract_params: PyTree) -> PyTree:
   """Only the params of a saved train state (the optimizer state is not read), as host
   numpy arrays shaped like `abstract_params`."""
+  _ignore_late_read_callbacks()
   try:
     return checkpoint.restore_on_host(epath.Path(step_directory) / STATE,
                                       {"params": abstract_params}, partial=True)["params"]
-  except (ValueError, KeyError, FileNotFoundError) as e:
-    raise CheckpointError(f"{step_directory}: cannot restore its params: {e}") from None
+  except Exception as e:  # pylint: disable=broad-except  (Orbax raises bare Exceptions)
+    raise CheckpointError(f"{step_directory}: cannot restore its params: "
+                          f"{describe_failure(step_directory, e)}") from e
+
+
+def restore_latest_params(path: str | epath.Path, abstract_params: PyTree) -> tuple:
+  """(step directory, params) of a run's newest step that reads; unreadable steps are set
+  aside as `Checkpointer.restore` does. A step directory given itself is read or fails."""
+  while True:
+    step_directory = complete_step_directory(path)
+    try:
+      return step_directory, restore_params(step_directory, abstract_params)
+    except CheckpointError as e:
+      if epath.Path(path).name.isdigit():
+        raise
+      set_aside_unreadable(step_directory.parent, int(step_directory.name), e)
 
 
 def set_aside_incomplete_steps(directory: epath.Path) -> list[str]:

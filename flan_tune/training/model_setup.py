@@ -127,10 +127,9 @@ def load_params(path: str | os.PathLike, config: T5Config) -> PyTree:
   path = pathlib.Path(path)
   saved = initial_config(path)
   if _run_directory(path) is not None:
-    step = checkpoints.complete_step_directory(path)
     abstract = network.unbox(network.abstract_variables(network.T5(saved)))["params"]
-    _, params = checkpoint.convert_layout(
-        saved, checkpoints.restore_params(step, abstract), config)
+    step, restored = checkpoints.restore_latest_params(path, abstract)
+    _, params = checkpoint.convert_layout(saved, restored, config)
     logging.info("weights: params of %s", step)
   else:
     _, params = checkpoint.load_pretrained(path, layout=config)
