@@ -214,3 +214,73 @@ def test_a_transformers_checkpoint_evaluates_like_the_same_flan_tune_model(
   for task, result in ours.tasks.items():
     assert theirs.tasks[task].example_scores == result.example_scores, task
     assert theirs.tasks[task].metrics == pytest.approx(result.metrics), task
+
+
+_SHARDED_EVAL = """
+import json, os, sys
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+import jax, numpy as np
+import tasks  # the offline collection
+from flan_tune.evaluation.evaluator import EvalConfig, Evaluator
+from flan_tune.model import network
+from flan_tune.model.config import T5Config
+from flan_tune.training.partitioning import MeshConfig
+
+out_dir = sys.argv[1]
+config = T5Config(vocab_size=4224, d_model=32, num_encoder_layers=2, num_decoder_layers=2,
+                  num_heads=4, d_kv=8, d_ff=64)
+model = network.T5(config)
+params = network.unbox(network.init_variables(model, jax.random.key(0))["params"])
+total = sum(x.nbytes for x in jax.tree.leaves(params))
+eval_config = EvalConfig(mixture_or_task_name="flan_offline_coreference_eval", batch_size=8,
+                         num_examples=6, task_feature_lengths={"inputs": 64, "targets": 8})
+report = {"total_param_bytes": total}
+for name, mesh_config, devices in (("one", MeshConfig(data=1), jax.devices()[:1]),
+                                   ("data2_model4", MeshConfig(data=2, model=4), None),
+                                   ("fsdp", MeshConfig(data=8, rules="fsdp"), None)):
+  evaluator = Evaluator(eval_config, model, os.path.join(out_dir, name),
+                        mesh_config.make_mesh(devices), mesh_config.axis_rules())
+  placed = evaluator.place(params)
+  device = jax.devices()[0]  # in every mesh here
+  on_device = sum(shard.data.nbytes for leaf in jax.tree.leaves(placed)
+                  for shard in leaf.addressable_shards if shard.device == device)
+  tokens = np.zeros((8, 64), np.int32)
+  compiled = evaluator._generate.lower(placed, tokens).compile().memory_analysis()
+  results = evaluator.evaluate(placed, model_name=name, step=0)
+  predictions = {}
+  directory = os.path.join(out_dir, name, "predictions_0")
+  for file in sorted(os.listdir(directory)):
+    with open(os.path.join(directory, file)) as f:
+      predictions[file] = [json.loads(line).get("prediction") for line in f]
+  report[name] = {"scores": {t: r.example_scores for t, r in results.tasks.items()},
+                  "predictions": predictions, "param_bytes_on_device": on_device,
+                  "compiled_argument_bytes": compiled.argument_size_in_bytes}
+print(json.dumps(report))
+"""
+
+
+def test_sharded_evaluation_matches_one_device(tmp_path):
+  """Issue 15: evaluation under data=2 x model=4 and under FSDP gives one device's
+  per-example scores and predictions, with a quarter of the params per device."""
+  import subprocess
+  import sys
+
+  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu"}
+  done = subprocess.run([sys.executable, "-c", _SHARDED_EVAL, str(tmp_path)],
+                        capture_output=True, text=True, timeout=600, env=env,
+                        cwd=runs_lib.REPO)
+  assert done.returncode == 0, done.stderr[-4000:]
+  report = json.loads(done.stdout.strip().splitlines()[-1])
+  one = report["one"]
+  assert one["scores"] and any(one["predictions"].values())
+  for name in ("data2_model4", "fsdp"):
+    assert report[name]["predictions"] == one["predictions"], name
+    assert report[name]["scores"].keys() == one["scores"].keys()
+    for task, scores in one["scores"].items():
+      np.testing.assert_allclose(report[name]["scores"][task], scores, atol=1e-4,
+                                 err_msg=f"{name} {task}")
+  total = report["total_param_bytes"]
+  assert one["param_bytes_on_device"] == total
+  for name in ("data2_model4", "fsdp"):
+    assert report[name]["param_bytes_on_device"] <= 0.3 * total, report[name]
+    assert report[name]["compiled_argument_bytes"] <= 0.3 * total + 8 * 64 * 4, report[name]

@@ -235,3 +235,23 @@ def test_bad_arguments():
   state = train_state.abstract_state(model, adafactor())
   with pytest.raises(ValueError, match="8 rows does not split into 3 microbatches"):
     jax.eval_shape(step, state, make_batch(0), jax.random.key(0))
+
+
+def test_pending_metrics_stay_on_device_and_a_nan_stops_before_reporting(tmp_path):
+  """The loop's metrics are fetched together at a flush; each step's loss is checked
+  there in order, so a non-finite step raises before the caller saves, naming its step."""
+  from flan_tune.training import reporting
+  from flan_tune.training.train import _PendingMetrics
+
+  reporter = reporting.Reporter(str(tmp_path), 0, 10, every=5)
+  pending = _PendingMetrics(reporter)
+  for step, loss in ((1, 2.0), (2, 1.5)):
+    pending.add(step, {"loss": jnp.float32(loss), "num_tokens": jnp.float32(8)})
+  assert isinstance(pending._steps[0][1]["loss"], jax.Array)  # not fetched yet
+  pending.flush()
+  pending.add(3, {"loss": jnp.float32(1.0), "num_tokens": jnp.float32(8)})
+  pending.add(4, {"loss": jnp.float32(np.nan), "num_tokens": jnp.float32(8)})
+  with pytest.raises(trainer.NonFiniteLossError, match="loss is nan at step 4"):
+    pending.flush()
+  reporter.close()
+  assert [row["step"] for row in reporting.read_metrics(str(tmp_path))] == [1, 2, 3]

@@ -16,7 +16,7 @@ from flan_tune.evaluation import results as results_lib
 from flan_tune.evaluation.evaluator import EvalConfig, Evaluator
 from flan_tune.model import network
 from flan_tune.model.config import T5Config
-from flan_tune.training import model_setup
+from flan_tune.training import model_setup, partitioning
 
 TENSORBOARD_DIR = os.path.join("tensorboard", "eval")
 
@@ -24,17 +24,22 @@ TENSORBOARD_DIR = os.path.join("tensorboard", "eval")
 @gin.configurable
 def evaluate(checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQUIRED, *,
              model_name: str | None = None, eval_config: EvalConfig | None = None,
-             trained_on: str | None = None) -> results_lib.EvalResults:
+             trained_on: str | None = None,
+             mesh_config: partitioning.MeshConfig | None = None) -> results_lib.EvalResults:
   """Evaluates and writes results_<step>.json (+ predictions) into output_dir.
 
   `model_name` labels the results for `compare` (default: the checkpoint's directory
-  name); `trained_on` overrides the training mixture read from a run's checkpoint."""
+  name); `trained_on` overrides the training mixture read from a run's checkpoint.
+  `mesh_config` (train's `MeshConfig` bindings) splits the params and batches over the
+  devices as training did; the default is data parallelism over every device."""
   eval_config = eval_config or EvalConfig()
+  mesh_config = mesh_config or partitioning.MeshConfig()
   base = model_setup.initial_config(checkpoint_path, "evaluate.checkpoint_path")
   config = model_setup.reconcile(T5Config(), model_setup.gin_bound_fields(), base,
                                  f"checkpoint {checkpoint_path!r}")
-  evaluator = Evaluator(eval_config, network.T5(config), output_dir)
-  params = jax.device_put(model_setup.load_params(checkpoint_path, config))
+  evaluator = Evaluator(eval_config, network.T5(config), output_dir,
+                        mesh_config.make_mesh(), mesh_config.axis_rules())
+  params = evaluator.place(model_setup.load_params(checkpoint_path, config))
   step = model_setup.checkpoint_step(checkpoint_path)
   results = evaluator.evaluate(
       params, model_name=model_name or _name_of(checkpoint_path), step=step,

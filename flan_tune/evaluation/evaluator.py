@@ -26,11 +26,13 @@ import gin
 import jax
 import numpy as np
 import seqio
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from flan_tune.errors import MixtureError
 from flan_tune.evaluation import results as results_lib
 from flan_tune.model import decoding, network
 from flan_tune.tasks import registry
+from flan_tune.training import partitioning
 
 PRIMARY_METRICS = ("accuracy", "f1", "rougeLsum", "rougeL", "bleu")  # in order of preference
 
@@ -79,12 +81,20 @@ class _Collector(seqio.Logger):
 
 class Evaluator:
   """Built once per model and mixture (seqio caches the rendered examples); call
-  `evaluate(params, ...)` for each checkpoint."""
+  `evaluate(params, ...)` for each checkpoint.
 
-  def __init__(self, config: EvalConfig, model: network.T5, output_dir: str):
+  Scoring and decoding compile on `mesh` under `rules` (default: every device, data
+  parallel), with the params split as training splits them (`param_shardings`), so a
+  model that needed model parallelism or FSDP to train is evaluated the same way."""
+
+  def __init__(self, config: EvalConfig, model: network.T5, output_dir: str,
+               mesh: Mesh | None = None, rules: partitioning.Rules | None = None):
     self.config = config
     self.model = model
     self.output_dir = output_dir
+    self.mesh = mesh or partitioning.MeshConfig().make_mesh()
+    self.rules = rules or partitioning.STANDARD_RULES
+    partitioning.check_batch_size(config.batch_size, self.mesh, self.rules)
     os.makedirs(output_dir, exist_ok=True)
     name = config.mixture_or_task_name
     self._seqio = seqio.Evaluator(
@@ -102,10 +112,21 @@ class Evaluator:
       print(f"eval: skipping {len(skipped)} members of {name!r} without metric_fns or a "
             f"{config.split!r} split: {', '.join(skipped[:5])}"
             + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""), file=sys.stderr)
+    self.param_shardings = partitioning.param_shardings(
+        self.mesh, self.rules, network.abstract_variables(model)["params"])
+    rows = partitioning.batch_sharding(self.mesh, self.rules)
+    replicated = NamedSharding(self.mesh, P())
     max_length = config.task_feature_lengths["targets"]
-    self._generate = jax.jit(functools.partial(
-        decoding.generate, model, max_decode_length=max_length))
-    self._score = jax.jit(functools.partial(decoding.score, model))
+    self._generate = partitioning.run_in(self.mesh, self.rules, jax.jit(
+        functools.partial(decoding.generate, model, max_decode_length=max_length),
+        in_shardings=(self.param_shardings, rows), out_shardings=replicated))
+    self._score = partitioning.run_in(self.mesh, self.rules, jax.jit(
+        functools.partial(decoding.score, model), in_shardings=(self.param_shardings, rows),
+        out_shardings=replicated))
+
+  def place(self, params):
+    """Host params (numpy) onto the mesh, each device receiving only its shards."""
+    return partitioning.shard_params(params, self.param_shardings)
 
   def evaluate(self, params, *, model_name: str, step: int | None, checkpoint: str = "",
                trained_on: str | None = None) -> results_lib.EvalResults:

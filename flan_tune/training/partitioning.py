@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 import logging
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -219,6 +219,20 @@ def activate(mesh: Mesh, rules: Rules) -> Iterator[None]:
   see the flax rules, so a function traced outside keeps no constraints."""
   with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
     yield
+
+
+def run_in(mesh: Mesh, rules: Rules, jitted: Callable) -> Callable:
+  """Calls `jitted` inside activate(mesh, rules), where its first call traces it."""
+  def call(*args):
+    with activate(mesh, rules):
+      return jitted(*args)
+
+  def lower(*args):
+    with activate(mesh, rules):
+      return jitted.lower(*args)
+
+  call.lower = lower
+  return call
 
 
 def make_global_batch(local_batch: Mapping[str, np.ndarray], mesh: Mesh,

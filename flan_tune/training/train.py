@@ -5,12 +5,15 @@ sharded state, resumes from the latest complete checkpoint in MODEL_DIR (state a
 position together) or starts from an initial checkpoint or random weights, and runs the
 compiled step until `train_steps` optimizer updates have been applied in total.
 
-Every step's metrics are fetched (the loss must be checked for NaN before the next save
-anyway) and reported (`reporting`: console, MODEL_DIR/train_metrics.jsonl, TensorBoard).
-A resumed run first drops logged steps past its checkpoint, so the log reads as one run.
+Every step's metrics stay on the devices until the next log step or save, so the host
+dispatches steps ahead of the devices; there they are fetched together, each step's loss
+checked for NaN/Inf (before a save, so none writes a non-finite state), and reported
+(`reporting`: console, MODEL_DIR/train_metrics.jsonl, TensorBoard). A resumed run first
+drops logged steps past its checkpoint, so the log reads as one run.
 
-SIGTERM (a preempted or cancelled job) sets a flag; the loop saves at the next step
-boundary and returns normally, so the process exits 0 and a rerun resumes there.
+SIGTERM (a preempted or cancelled job) sets a flag; the loop saves after the step it
+arrived in (on many hosts: after the step the hosts agree on, one step later) and
+returns normally, so the process exits 0 and a rerun resumes there.
 """
 
 import contextlib
@@ -22,9 +25,10 @@ from collections.abc import Callable, Iterator
 
 import gin
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.experimental import multihost_utils
+from jax.sharding import NamedSharding, PartitionSpec as P
 
 from flan_tune.errors import FlanTuneError
 from flan_tune.evaluation import evaluate as evaluate_lib
@@ -70,12 +74,46 @@ def _scalars(metrics) -> dict[str, float]:
   return {name: float(np.asarray(value)) for name, value in metrics.items()}
 
 
-def _stop_agreed(requested: bool) -> bool:
-  """Whether any process got SIGTERM: all of them must stop at the same step, or the
-  others would wait forever in the next step's collectives."""
-  if jax.process_count() == 1:
-    return requested
-  return bool(np.any(multihost_utils.process_allgather(np.asarray(requested))))
+class _StopAgreement:
+  """Whether any process got SIGTERM. All must stop after the same step, or the others
+  would wait forever in the next step's collectives; the flags are combined on the
+  devices, behind the step just dispatched, and read one step later, so no step waits
+  on a host-side collective."""
+
+  def __init__(self, mesh):
+    self._previous = None
+    if jax.process_count() > 1:
+      self._flags = NamedSharding(mesh, P(tuple(mesh.axis_names)))
+      self._any = jax.jit(jnp.any, out_shardings=NamedSharding(mesh, P()))
+
+  def stop_after(self, requested: bool) -> bool:
+    """Called once a step is dispatched: whether every process stops after it."""
+    if jax.process_count() == 1:
+      return requested
+    previous = self._previous
+    local = np.full((jax.local_device_count(),), requested)
+    self._previous = self._any(jax.make_array_from_process_local_data(self._flags, local))
+    return previous is not None and bool(previous)
+
+
+class _PendingMetrics:
+  """Each step's metrics, left on the devices until `flush`: fetching them every step
+  would hold the next step until this one finished. A flush checks each step's loss
+  before anything is saved, so no save holds a non-finite state, then reports them."""
+
+  def __init__(self, reporter: reporting.Reporter):
+    self.reporter, self._steps = reporter, []
+
+  def add(self, step: int, metrics) -> None:
+    self._steps.append((step, metrics))
+
+  def flush(self) -> None:
+    fetched = jax.device_get([metrics for _, metrics in self._steps])
+    for (step, _), metrics in zip(self._steps, fetched):
+      metrics = _scalars(metrics)
+      trainer.check_finite(metrics, step)
+      self.reporter.update(step, metrics)
+    self._steps = []
 
 
 @gin.configurable
@@ -149,7 +187,7 @@ def train(model_dir: str = gin.REQUIRED, *,
                                 learning_rate_schedule=learning_rate_schedule),
         mesh, rules, shardings, partitioning.batch_sharding(mesh, rules))
     evaluate = (_evaluation(model, eval_config, model_dir, train_input.mixture_or_task_name,
-                            eval_every)
+                            eval_every, mesh, rules)
                 if eval_every > 0 else None)
     lengths = train_input.task_feature_lengths
     reporter = reporting.Reporter(
@@ -187,10 +225,11 @@ def _model_config(model_dir: str, initial_checkpoint_path: str | None) -> T5Conf
 
 
 def _evaluation(model, eval_config: EvalConfig, model_dir: str, trained_on: str,
-                every: int) -> Callable:
-  """`evaluate(step, params, final)`: evaluates on the interval and at the end. The
-  evaluator is built once, so seqio renders and caches the examples once."""
-  evaluator = Evaluator(eval_config, model, os.path.join(model_dir, EVAL_DIR))
+                every: int, mesh, rules) -> Callable:
+  """`evaluate(step, params, final)`: evaluates on the interval and at the end, on the
+  training mesh with the params where training keeps them. The evaluator is built once,
+  so seqio renders and caches the examples once."""
+  evaluator = Evaluator(eval_config, model, os.path.join(model_dir, EVAL_DIR), mesh, rules)
   name = os.path.basename(os.path.normpath(model_dir))
 
   def evaluate(step: int, params, final: bool) -> None:
@@ -210,20 +249,25 @@ def _run_loop(state, step, train_steps, step_fn, data, checkpointer, mesh, rules
               dropout_rng, reporter, evaluate=None):
   """Steps, metrics, checkpoints; returns at train_steps or after a SIGTERM save."""
   batch_sharding = partitioning.batch_sharding(mesh, rules)
+  pending, agreement = _PendingMetrics(reporter), _StopAgreement(mesh)
   last_saved = step
   try:
     with _handle_sigterm() as stop:
-      while step < train_steps and not _stop_agreed(stop.requested):
+      while step < train_steps:
         batch = partitioning.make_global_batch(next(data), mesh, batch_sharding)
         state, metrics = step_fn(state, batch, dropout_rng)
         step += 1
-        metrics = _scalars(jax.device_get(metrics))
-        trainer.check_finite(metrics, step)  # before saving: the last save stays good
-        reporter.update(step, metrics)
-        if checkpointer.should_save(step) and checkpointer.save(step, state, data.state()):
+        pending.add(step, metrics)
+        stopping = agreement.stop_after(stop.requested)
+        saving = checkpointer.should_save(step)
+        if saving or stopping or step == train_steps or step % max(reporter.every, 1) == 0:
+          pending.flush()
+        if saving and checkpointer.save(step, state, data.state()):
           last_saved = step
         if evaluate is not None:  # a save in flight continues in the background
           evaluate(step, state.params, final=step == train_steps)
+        if stopping:
+          break
       if step < train_steps:
         print(f"stopping at step {step} on SIGTERM", flush=True)
       if step != last_saved:

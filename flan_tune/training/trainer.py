@@ -141,20 +141,6 @@ def make_eval_step(model: network.T5, *, z_loss: float = 1e-4,
   return eval_step
 
 
-def _run_in(mesh: Mesh, rules: partitioning.Rules, jitted: Callable) -> Callable:
-  """Calls `jitted` inside activate(mesh, rules), where its first call traces it."""
-  def call(*args):
-    with partitioning.activate(mesh, rules):
-      return jitted(*args)
-
-  def lower(*args):
-    with partitioning.activate(mesh, rules):
-      return jitted.lower(*args)
-
-  call.lower = lower
-  return call
-
-
 def compile_train_step(train_step: TrainStep, mesh: Mesh, rules: partitioning.Rules,
                        state_shardings: TrainState,
                        batch_sharding: NamedSharding) -> TrainStep:
@@ -163,7 +149,7 @@ def compile_train_step(train_step: TrainStep, mesh: Mesh, rules: partitioning.Ru
   replicated = NamedSharding(mesh, P())
   jitted = jax.jit(train_step, in_shardings=(state_shardings, batch_sharding, replicated),
                    out_shardings=(state_shardings, replicated), donate_argnums=(0,))
-  return _run_in(mesh, rules, jitted)
+  return partitioning.run_in(mesh, rules, jitted)
 
 
 def compile_eval_step(eval_step: EvalStep, mesh: Mesh, rules: partitioning.Rules,
@@ -171,7 +157,7 @@ def compile_eval_step(eval_step: EvalStep, mesh: Mesh, rules: partitioning.Rules
   """jit for `make_eval_step`'s function; pass `state_shardings(...).params`."""
   jitted = jax.jit(eval_step, in_shardings=(param_shardings, batch_sharding),
                    out_shardings=NamedSharding(mesh, P()))
-  return _run_in(mesh, rules, jitted)
+  return partitioning.run_in(mesh, rules, jitted)
 
 
 def check_finite(metrics: Mapping[str, Any], step: int) -> None:
