@@ -176,6 +176,67 @@ def _inspect_sampled(cfg, args, members: dict) -> int:
   return 0
 
 
+def _decode_options(args):
+  from flan_tune.inference.infer import DecodeOptions
+
+  return DecodeOptions(method=args.method, num_beams=args.num_beams,
+                       length_penalty_alpha=args.length_penalty_alpha,
+                       temperature=args.temperature, top_k=args.top_k, seed=args.seed)
+
+
+def infer_command(args) -> int:
+  from flan_tune.inference import infer as infer_lib
+
+  import_task_modules(args.module)
+  parse_gin([], args.gin_bindings)  # MeshConfig.* bindings, as train and eval take them
+  written = infer_lib.infer(args.checkpoint, args.source, args.output, split=args.split,
+                            lengths=args.lengths, batch_size=args.batch_size,
+                            chunk_size=args.chunk_size, score=args.score,
+                            options=_decode_options(args),
+                            vocabulary_file=args.vocabulary_file)
+  print(f"infer: {written} rows in {args.output}", file=sys.stderr)
+  return 0
+
+
+def generate_command(args) -> int:
+  from flan_tune.inference import infer as infer_lib
+
+  parse_gin([], args.gin_bindings)
+  interactive = not args.instructions and sys.stdin.isatty()
+  instructions = args.instructions or _stdin_lines(interactive)
+  for answer in infer_lib.generate(args.checkpoint, instructions, lengths=args.lengths,
+                                   options=_decode_options(args),
+                                   vocabulary_file=args.vocabulary_file):
+    print(answer, flush=True)
+  return 0
+
+
+def _stdin_lines(interactive: bool):
+  """Instructions from standard input, one per line; prompts when it is a terminal."""
+  while True:
+    if interactive:
+      print("instruction> ", end="", file=sys.stderr, flush=True)
+    line = sys.stdin.readline()
+    if not line:
+      return
+    if line.strip():
+      yield line.rstrip("\n")
+
+
+def _add_decode_arguments(parser: argparse.ArgumentParser) -> None:
+  parser.add_argument("--lengths", type=parse_lengths, default="inputs=512,targets=128",
+                      help="input tokens kept and tokens decoded")
+  parser.add_argument("--method", choices=("greedy", "beam", "sample"), default="greedy")
+  parser.add_argument("--num_beams", type=int, default=4)
+  parser.add_argument("--length_penalty_alpha", type=float, default=0.6,
+                      help="beam search's brevity penalty (T5X's)")
+  parser.add_argument("--temperature", type=float, default=1.0)
+  parser.add_argument("--top_k", type=int, default=0, help="sampling: 0 keeps every id")
+  parser.add_argument("--seed", type=int, default=0, help="sampling's seed")
+  parser.add_argument("--vocabulary_file",
+                      help="SentencePiece model (default: the checkpoint's spiece.model)")
+
+
 def import_hf_command(args) -> int:
   from flan_tune.model import checkpoint
   from flan_tune.model import hf
@@ -338,7 +399,8 @@ def plan_command(args) -> int:
   import json
 
   from flan_tune.model.config import T5Config
-  from flan_tune.training import memory_plan, partitioning
+  from flan_tune.runtime import partitioning
+  from flan_tune.training import memory_plan
 
   if not args.gin_file:
     raise FlanTuneError("no --gin_file given; e.g. --gin_file=models/t5_1_1_xxl.gin")
@@ -468,6 +530,32 @@ def build_parser() -> argparse.ArgumentParser:
                   "every file, e.g. --gin.CHECKPOINT_PATH=\"'/tmp/run'\".")
   _add_gin_arguments(evaluate)
   evaluate.set_defaults(run=eval_command)
+  infer = commands.add_parser(
+      "infer", help="a checkpoint's predictions for a task, mixture or JSONL file (T5X's "
+                    "infer.py), written as JSONL; a rerun continues where one stopped",
+      description="Decodes on the mesh --gin.MeshConfig.* bindings describe, as eval does.")
+  infer.add_argument("checkpoint", help="anything eval takes: a model directory, a "
+                                        "transformers directory or a training run")
+  infer.add_argument("source", help="a task or mixture name, or a .jsonl file of "
+                                    "{\"inputs\": ...} rows (optionally \"targets\")")
+  infer.add_argument("--output", required=True, help="JSONL file of predictions")
+  infer.add_argument("--split", default="validation", help="a task's or mixture's split")
+  infer.add_argument("--module", action="append", default=None,
+                     help="module that registers tasks (repeatable; default: tasks)")
+  infer.add_argument("--batch_size", type=int, default=32)
+  infer.add_argument("--chunk_size", type=int, default=256,
+                     help="rows written and flushed together")
+  infer.add_argument("--score", action="store_true",
+                     help="also write each row's log-likelihood of its targets")
+  _add_decode_arguments(infer)
+  infer.set_defaults(run=infer_command)
+  generate = commands.add_parser(
+      "generate", help="try instructions on a checkpoint: given, or one per line of stdin")
+  generate.add_argument("checkpoint")
+  generate.add_argument("instructions", nargs="*",
+                        help="instructions to answer (none: read them from stdin)")
+  _add_decode_arguments(generate)
+  generate.set_defaults(run=generate_command)
   from flan_tune.evaluation import compare as compare_lib  # light: numpy, no TensorFlow
 
   plan = commands.add_parser(
@@ -489,9 +577,10 @@ def main(argv: Optional[List[str]] = None) -> int:
   argv, gin_bindings = split_gin_flags(sys.argv[1:] if argv is None else argv)
   parser = build_parser()
   args = parser.parse_args(argv)
-  if gin_bindings and args.command not in ("train", "eval", "plan", "inspect"):
-    parser.error(f"{GIN_FLAG}KEY=VALUE flags are for `flan-tune train`, `eval`, `plan` and "
-                 "`inspect` only")
+  if gin_bindings and args.command not in ("train", "eval", "plan", "inspect", "infer",
+                                           "generate"):
+    parser.error(f"{GIN_FLAG}KEY=VALUE flags are for `flan-tune train`, `eval`, `plan`, "
+                 "`inspect`, `infer` and `generate` only")
   args.gin_bindings = gin_bindings
   if getattr(args, "module", None) is None:
     args.module = list(DEFAULT_MODULES)

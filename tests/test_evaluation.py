@@ -224,7 +224,7 @@ import tasks  # the offline collection
 from flan_tune.evaluation.evaluator import EvalConfig, Evaluator
 from flan_tune.model import network
 from flan_tune.model.config import T5Config
-from flan_tune.training.partitioning import MeshConfig
+from flan_tune.runtime.partitioning import MeshConfig
 
 out_dir = sys.argv[1]
 config = T5Config(vocab_size=4224, d_model=32, num_encoder_layers=2, num_decoder_layers=2,
@@ -245,7 +245,7 @@ for name, mesh_config, devices in (("one", MeshConfig(data=1), jax.devices()[:1]
   on_device = sum(shard.data.nbytes for leaf in jax.tree.leaves(placed)
                   for shard in leaf.addressable_shards if shard.device == device)
   tokens = np.zeros((8, 64), np.int32)
-  compiled = evaluator._generate.lower(placed, tokens).compile().memory_analysis()
+  compiled = evaluator.sharded.lower_predict(placed, tokens).compile().memory_analysis()
   results = evaluator.evaluate(placed, model_name=name, step=0)
   predictions = {}
   directory = os.path.join(out_dir, name, "predictions_0")

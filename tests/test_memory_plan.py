@@ -32,7 +32,7 @@ _SCRIPT = textwrap.dedent("""
   from flan_tune.model import network
   from flan_tune.model.config import T5Config
   from flan_tune.training import memory_plan, optimizers, train_state, trainer
-  from flan_tune.training import partitioning as pt
+  from flan_tune.runtime import partitioning as pt
 
   BATCH, LENGTHS = 16, {"inputs": 64, "targets": 32}
   BASE = T5Config(vocab_size=256, d_model=32, num_heads=4, d_kv=8, d_ff=64,

@@ -1,4 +1,4 @@
-"""Mesh, rules and shardings (flan_tune.training.partitioning).
+"""Mesh, rules and shardings (flan_tune.runtime.partitioning).
 
 The multi-device checks run in one subprocess with 8 CPU devices: XLA_FLAGS only takes
 effect before jax initialises, which an earlier test in the same xdist worker may have
@@ -13,8 +13,8 @@ import textwrap
 import jax
 import pytest
 
-from flan_tune.training import partitioning
-from flan_tune.training.partitioning import MeshConfig, PartitioningError
+from flan_tune.runtime import partitioning
+from flan_tune.runtime.partitioning import MeshConfig, PartitioningError
 
 _SCRIPT = textwrap.dedent("""
   import json, logging
@@ -22,7 +22,7 @@ _SCRIPT = textwrap.dedent("""
   from jax.sharding import NamedSharding, PartitionSpec as P
   from flan_tune.model import network
   from flan_tune.model.config import T5Config
-  from flan_tune.training import partitioning as pt
+  from flan_tune.runtime import partitioning as pt
 
   out = {"devices": jax.device_count()}
   out["meshes"] = {f"{d}x{m}": dict(pt.MeshConfig(data=d, model=m).make_mesh().shape)

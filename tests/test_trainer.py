@@ -18,8 +18,9 @@ import pytest
 
 from flan_tune.model import network
 from flan_tune.model.config import T5Config
-from flan_tune.training import optimizers, partitioning, train_state, trainer
-from flan_tune.training.partitioning import MeshConfig
+from flan_tune.runtime import partitioning
+from flan_tune.training import optimizers, train_state, trainer
+from flan_tune.runtime.partitioning import MeshConfig
 
 # t5_1_1_tiny shapes with 4 heads (heads and joined_kv 40 divide model=2), vocab 128.
 CONFIG = T5Config(vocab_size=128, d_model=32, num_heads=4, d_kv=10, d_ff=48,
@@ -90,7 +91,7 @@ _SCRIPT = textwrap.dedent("""
   sys.path.insert(0, {tests_dir!r})
   import jax
   import test_trainer as t
-  from flan_tune.training.partitioning import MeshConfig
+  from flan_tune.runtime.partitioning import MeshConfig
   out = {{"devices": jax.device_count()}}
   for name, config, micro in [("8x1", MeshConfig(data=8), 1),
                               ("4x2", MeshConfig(data=4, model=2), 1),

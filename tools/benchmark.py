@@ -46,8 +46,8 @@ import numpy as np  # noqa: E402
 from flan_tune.cli import parse_gin, parse_lengths  # noqa: E402
 from flan_tune.model import T5, T5Config, decoding, flops, init_variables, unbox  # noqa: E402
 from flan_tune.model.hf import export_hf  # noqa: E402
-from flan_tune.training import (optimizers, partitioning, train_state,  # noqa: E402
-                                trainer)
+from flan_tune.runtime import partitioning  # noqa: E402
+from flan_tune.training import optimizers, train_state, trainer  # noqa: E402
 
 SECTIONS = ("train", "useful", "decode", "pipeline")
 ADAMW = {"lr": 1e-4, "weight_decay": 0.01}

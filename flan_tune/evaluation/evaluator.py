@@ -26,13 +26,14 @@ import gin
 import jax
 import numpy as np
 import seqio
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh
 
 from flan_tune.errors import MixtureError
 from flan_tune.evaluation import results as results_lib
-from flan_tune.model import decoding, network
+from flan_tune.model import network
 from flan_tune.tasks import registry
-from flan_tune.training import partitioning
+from flan_tune.runtime import partitioning
+from flan_tune.runtime.model import ShardedModel
 
 PRIMARY_METRICS = ("accuracy", "f1", "rougeLsum", "rougeL", "bleu")  # in order of preference
 
@@ -84,7 +85,7 @@ class Evaluator:
   `evaluate(params, ...)` for each checkpoint.
 
   Scoring and decoding compile on `mesh` under `rules` (default: every device, data
-  parallel), with the params split as training splits them (`param_shardings`), so a
+  parallel), with the params split as training splits them (`runtime.model`), so a
   model that needed model parallelism or FSDP to train is evaluated the same way."""
 
   def __init__(self, config: EvalConfig, model: network.T5, output_dir: str,
@@ -92,9 +93,8 @@ class Evaluator:
     self.config = config
     self.model = model
     self.output_dir = output_dir
-    self.mesh = mesh or partitioning.MeshConfig().make_mesh()
-    self.rules = rules or partitioning.STANDARD_RULES
-    partitioning.check_batch_size(config.batch_size, self.mesh, self.rules)
+    self.sharded = ShardedModel(model, config.task_feature_lengths["targets"], mesh, rules)
+    self.sharded.check_batch_size(config.batch_size)
     os.makedirs(output_dir, exist_ok=True)
     name = config.mixture_or_task_name
     self._seqio = seqio.Evaluator(
@@ -112,21 +112,10 @@ class Evaluator:
       print(f"eval: skipping {len(skipped)} members of {name!r} without metric_fns or a "
             f"{config.split!r} split: {', '.join(skipped[:5])}"
             + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""), file=sys.stderr)
-    self.param_shardings = partitioning.param_shardings(
-        self.mesh, self.rules, network.abstract_variables(model)["params"])
-    rows = partitioning.batch_sharding(self.mesh, self.rules)
-    replicated = NamedSharding(self.mesh, P())
-    max_length = config.task_feature_lengths["targets"]
-    self._generate = partitioning.run_in(self.mesh, self.rules, jax.jit(
-        functools.partial(decoding.generate, model, max_decode_length=max_length),
-        in_shardings=(self.param_shardings, rows), out_shardings=replicated))
-    self._score = partitioning.run_in(self.mesh, self.rules, jax.jit(
-        functools.partial(decoding.score, model), in_shardings=(self.param_shardings, rows),
-        out_shardings=replicated))
 
   def place(self, params):
     """Host params (numpy) onto the mesh, each device receiving only its shards."""
-    return partitioning.shard_params(params, self.param_shardings)
+    return self.sharded.place(params)
 
   def evaluate(self, params, *, model_name: str, step: int | None, checkpoint: str = "",
                trained_on: str | None = None) -> results_lib.EvalResults:
@@ -169,7 +158,7 @@ class Evaluator:
     del model_feature_shapes
     out = []
     for indices, batch in self._batches(dataset):
-      tokens = np.asarray(self._generate(params, batch["encoder_input_tokens"]).tokens)
+      tokens = self.sharded.predict_batch(params, batch["encoder_input_tokens"])
       # Whole rows (0 after EOS): seqio stacks them, and decoding stops at EOS.
       out.extend((index, row.tolist()) for index, row in zip(indices, tokens))
     return out
@@ -178,7 +167,7 @@ class Evaluator:
     del model_feature_shapes
     out = []
     for indices, batch in self._batches(dataset):
-      scores = np.asarray(self._score(params, batch))
+      scores = self.sharded.score_batch(params, batch)
       out.extend((index, float(score)) for index, score in zip(indices, scores))
     return out
 

@@ -38,7 +38,8 @@ from jax.sharding import AbstractMesh, AxisType
 from flan_tune.errors import FlanTuneError
 from flan_tune.model import network
 from flan_tune.model.config import T5Config
-from flan_tune.training import partitioning, train_state
+from flan_tune.runtime import partitioning
+from flan_tune.training import train_state
 
 PyTree = Any
 

@@ -35,8 +35,9 @@ from flan_tune.evaluation import evaluate as evaluate_lib
 from flan_tune.evaluation.evaluator import EvalConfig, Evaluator
 from flan_tune.model import flops, network
 from flan_tune.model.config import T5Config
-from flan_tune.training import (checkpoints, model_setup, optimizers, partitioning,
-                                 reporting, train_state, trainer)
+from flan_tune.runtime import partitioning
+from flan_tune.training import (checkpoints, model_setup, optimizers, reporting, train_state,
+                                trainer)
 from flan_tune.training.input_pipeline import DataIterator, TrainInput, check_fits_model
 
 class _StopRequest:

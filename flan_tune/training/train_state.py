@@ -25,7 +25,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from flan_tune.model import network
-from flan_tune.training import partitioning
+from flan_tune.runtime import partitioning
 
 PyTree = Any
 

@@ -27,7 +27,8 @@ from jax.sharding import PartitionSpec as P
 
 from flan_tune.errors import NonFiniteLossError
 from flan_tune.model import network
-from flan_tune.training import losses, partitioning
+from flan_tune.runtime import partitioning
+from flan_tune.training import losses
 from flan_tune.training.train_state import TrainState
 
 Array = jax.Array
