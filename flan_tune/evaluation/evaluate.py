@@ -40,7 +40,8 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQUIRED
                                  f"checkpoint {checkpoint_path!r}")
   evaluator = Evaluator(eval_config, network.T5(config), output_dir,
                         mesh_config.make_mesh(), mesh_config.axis_rules())
-  params = evaluator.place(model_setup.load_params(checkpoint_path, config))
+  params = model_setup.load_initial_params(checkpoint_path, config,
+                                           evaluator.sharded.param_shardings)
   step = model_setup.checkpoint_step(checkpoint_path)
   results = evaluator.evaluate(
       params, model_name=model_name or _name_of(checkpoint_path), step=step,

@@ -68,7 +68,8 @@ def load_model(checkpoint_path: str, lengths: dict, options: DecodeOptions,
   mesh_config = mesh_config or partitioning.MeshConfig()
   sharded = ShardedModel(network.T5(config), lengths["targets"], mesh_config.make_mesh(),
                          mesh_config.axis_rules(), **options.generate_kwargs())
-  return sharded, sharded.place(model_setup.load_params(checkpoint_path, config))
+  return sharded, model_setup.load_initial_params(checkpoint_path, config,
+                                                  sharded.param_shardings)
 
 
 def vocabulary_for(checkpoint_path: str, vocabulary_file: str | None = None):

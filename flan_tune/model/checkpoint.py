@@ -92,6 +92,18 @@ def restore_on_host(path: str | os.PathLike, target: Params, partial: bool = Fal
         item=target, restore_args=restore_args, partial_restore=partial))
 
 
+def restore_sharded(path: str | os.PathLike, target: Params, partial: bool = False) -> Params:
+  """An Orbax pytree straight into the shardings of `target` (ShapeDtypeStructs with
+  `sharding`): each process reads only the pieces its devices hold, so no host holds
+  the whole model. `partial` as for `restore_on_host`."""
+  import orbax.checkpoint as ocp
+
+  with ocp.PyTreeCheckpointer() as checkpointer:
+    return checkpointer.restore(pathlib.Path(path).absolute(), args=ocp.args.PyTreeRestore(
+        item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+        partial_restore=partial))
+
+
 def load_pretrained(directory: str | os.PathLike, layout: T5Config | None = None
                     ) -> tuple[T5Config, Params]:
   """(config, params) from a flan-tune model directory or a transformers T5 directory.

@@ -248,25 +248,30 @@ def complete_step_directory(path: str | epath.Path) -> epath.Path:
   return directory / str(steps[-1])
 
 
-def restore_params(step_directory: epath.Path, abstract_params: PyTree) -> PyTree:
-  """Only the params of a saved train state (the optimizer state is not read), as host
-  numpy arrays shaped like `abstract_params`."""
+def restore_params(step_directory: epath.Path, abstract_params: PyTree,
+                   sharded: bool = False) -> PyTree:
+  """Only the params of a saved train state (the optimizer state is not read): host
+  numpy arrays shaped like `abstract_params`, or with `sharded`, arrays placed by the
+  shardings `abstract_params` carry (each process reads only its pieces)."""
   _ignore_late_read_callbacks()
+  restore = checkpoint.restore_sharded if sharded else checkpoint.restore_on_host
   try:
-    return checkpoint.restore_on_host(epath.Path(step_directory) / STATE,
-                                      {"params": abstract_params}, partial=True)["params"]
+    return restore(epath.Path(step_directory) / STATE, {"params": abstract_params},
+                   partial=True)["params"]
   except Exception as e:  # pylint: disable=broad-except  (Orbax raises bare Exceptions)
     raise CheckpointError(f"{step_directory}: cannot restore its params: "
                           f"{describe_failure(step_directory, e)}") from e
 
 
-def restore_latest_params(path: str | epath.Path, abstract_params: PyTree) -> tuple:
-  """(step directory, params) of a run's newest step that reads; unreadable steps are set
-  aside as `Checkpointer.restore` does. A step directory given itself is read or fails."""
+def restore_latest_params(path: str | epath.Path, abstract_params: PyTree,
+                          sharded: bool = False) -> tuple:
+  """(step directory, params) of a run's newest step that reads (see `restore_params`);
+  unreadable steps are set aside as `Checkpointer.restore` does. A step directory given
+  itself is read or fails."""
   while True:
     step_directory = complete_step_directory(path)
     try:
-      return step_directory, restore_params(step_directory, abstract_params)
+      return step_directory, restore_params(step_directory, abstract_params, sharded)
     except CheckpointError as e:
       if epath.Path(path).name.isdigit():
         raise

@@ -23,7 +23,7 @@ import gin
 import jax
 import numpy as np
 
-from flan_tune.errors import ModelConfigError
+from flan_tune.errors import CheckpointError, ModelConfigError
 from flan_tune.model import checkpoint, network
 from flan_tune.model.config import T5Config
 from flan_tune.training import checkpoints
@@ -141,8 +141,13 @@ def load_initial_params(path: str | os.PathLike, config: T5Config,
                         shardings: PyTree) -> PyTree:
   """The checkpoint's params in `config`'s layout, placed by `shardings`.
 
-  Every process reads the whole checkpoint on the host and hands JAX only the pieces its
-  devices hold, so this works unchanged on many hosts."""
+  A flan-tune model directory or a training run saved in that layout restores straight
+  into the shardings through Orbax: each process reads only its devices' pieces. Others
+  (a transformers directory, a layer layout to convert) are read on the host, and each
+  process hands JAX only the pieces its devices hold."""
+  restored = _restore_sharded(pathlib.Path(path), config, shardings)
+  if restored is not None:
+    return restored
   params = load_params(path, config)
 
   def place(array, sharding):
@@ -150,6 +155,30 @@ def load_initial_params(path: str | os.PathLike, config: T5Config,
     return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])
 
   return jax.tree.map(place, params, shardings)
+
+
+def _restore_sharded(path: pathlib.Path, config: T5Config, shardings: PyTree):
+  """The params restored into `shardings`, or None where the checkpoint needs the host
+  (not Orbax, or saved in the other layer layout)."""
+  saved = initial_config(path)
+  if saved.scan_layers != config.scan_layers:
+    return None
+  abstract = network.unbox(network.abstract_variables(network.T5(saved)))["params"]
+  target = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, np.float32, sharding=s),
+                        abstract, shardings)
+  if _run_directory(path) is not None:
+    step, params = checkpoints.restore_latest_params(path, target, sharded=True)
+    logging.info("weights: params of %s, restored into their shardings", step)
+    return params
+  if (path / checkpoint.PARAMS_DIR).is_dir():
+    try:
+      params = checkpoint.restore_sharded(path / checkpoint.PARAMS_DIR, target)
+    except (ValueError, KeyError, FileNotFoundError) as e:
+      raise CheckpointError(f"{path / checkpoint.PARAMS_DIR}: does not match "
+                            f"{checkpoint.CONFIG_FILE}: {e}") from None
+    logging.info("weights: %s, restored into their shardings", path)
+    return params
+  return None
 
 
 def _step_directory(path: str | os.PathLike):
