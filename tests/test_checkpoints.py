@@ -208,3 +208,33 @@ def test_a_corrupted_newest_checkpoint_is_set_aside_and_training_resumes(tmp_pat
                                                 tmp_path / "3.log"))
   assert code == 2, output[-3000:]
   assert "no readable checkpoint left" in output and "Traceback" not in output
+
+
+_SHARDED_RESTORE = _PRELUDE + """
+  from flan_tune.model import checkpoint, network
+  from flan_tune.model.config import T5Config
+  from flan_tune.runtime import partitioning
+  from flan_tune.training import model_setup
+
+  config = T5Config(vocab_size=256, d_model=32, num_encoder_layers=2, num_decoder_layers=2,
+                    num_heads=4, d_kv=8, d_ff=64)
+  params = jax.device_get(network.unbox(network.init_variables(
+      network.T5(config), jax.random.key(3))["params"]))
+  directory = os.path.join(model_dir, "model")
+  checkpoint.save_model(directory, config, params)
+  mesh_config = partitioning.MeshConfig(data=2, model=4, rules="fsdp")
+  shardings = partitioning.param_shardings(
+      mesh_config.make_mesh(), mesh_config.axis_rules(),
+      network.abstract_variables(network.T5(config))["params"])
+  placed = model_setup.load_initial_params(directory, config, shardings)
+  same = jax.tree.map(lambda a, b: bool(np.array_equal(np.asarray(a), b)), placed, params)
+  where = jax.tree.map(lambda a, s: a.sharding == s, placed, shardings)
+  print(json.dumps({"equal": all(jax.tree.leaves(same)), "placed": all(jax.tree.leaves(where)),
+                    "sharded_leaves": sum(not a.sharding.is_fully_replicated
+                                          for a in jax.tree.leaves(placed))}))
+"""
+
+
+def test_a_model_directory_restores_straight_into_its_shardings(tmp_path):
+  result = run_script(_SHARDED_RESTORE, tmp_path)
+  assert result["equal"] and result["placed"] and result["sharded_leaves"] > 5, result
