@@ -340,7 +340,9 @@ def _configure(args, example: str) -> None:
 
 
 def train_command(args) -> int:
-  from flan_tune.training import train as train_lib  # registers train's configurables
+  # Registers train's configurables, and evaluation's, which train takes as a callback.
+  from flan_tune.evaluation import during_training  # noqa: F401
+  from flan_tune.training import train as train_lib
 
   join_distributed(args)
   _configure(args, "--gin_file=models/offline_demo.gin --gin_file=runs/pretrain.gin "

@@ -145,7 +145,7 @@ def test_train_eval_compare_end_to_end(user_tasks, tmp_path, capsys):
        f"--gin.MIXTURE_OR_TASK_NAME='{prefix}_train'", f"--gin.TASK_FEATURE_LENGTHS={lengths}",
        "--gin.TRAIN_STEPS=30", "--gin.BATCH_SIZE=8", "--gin.train.log_every=10",
        "--gin.optimizers.constant_schedule.learning_rate=1e-2",
-       "--gin.train.eval_every=30", "--gin.train.eval_config=@EvalConfig()",
+       "--gin.train.evaluation=@EvalDuringTraining()", "--gin.EvalDuringTraining.every=30",
        f"--gin.EvalConfig.mixture_or_task_name='{prefix}_eval'",
        f"--gin.EvalConfig.task_feature_lengths={lengths}"])
   tuned = tmp_path / "tuned" / "eval" / "results_30.json"

@@ -218,7 +218,7 @@ def test_unknown_mixture_is_a_clear_error(tmp_path, capsys, initial):
      "TrainInput.batch_size=3 must be a positive multiple of the 2 data shards"),
     (["--gin.MeshConfig.model=2"], "MeshConfig.model=2 does not divide 1 devices"),
     (["--num_processes=2"], "--coordinator_address, --num_processes and --process_id go"),
-    (["--gin.train.eval_every=5", "--gin.train.eval_config=@EvalConfig()",
+    (["--gin.train.evaluation=@EvalDuringTraining()", "--gin.EvalDuringTraining.every=5",
       "--gin.EvalConfig.mixture_or_task_name='no_such_eval'"],
      "EvalConfig.mixture_or_task_name='no_such_eval' is not a registered"),
 ])

@@ -55,8 +55,8 @@ def stages(run_dir: str, held_out: str, devices: int, quick: bool) -> list[tuple
           "--gin.TASK_FEATURE_LENGTHS={'inputs': 256, 'targets': 64}",
           "--gin.optimizers.constant_schedule.learning_rate=1e-2",
           f"--gin.CheckpointConfig.save_interval_steps={finetune_steps}",
-          "--gin.train.log_every=50", f"--gin.train.eval_every={finetune_steps}",
-          "--gin.train.eval_config=@EvalConfig()", *eval_flags)),
+          "--gin.train.log_every=50", "--gin.train.evaluation=@EvalDuringTraining()",
+          f"--gin.EvalDuringTraining.every={finetune_steps}", *eval_flags)),
       ("evaluate the baseline", flan_tune(
           "eval", "--gin_file=runs/eval.gin", f"--gin.CHECKPOINT_PATH='{baseline}'",
           f"--gin.EVAL_OUTPUT_DIR='{os.path.join(baseline, 'eval')}'",

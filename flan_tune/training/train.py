@@ -31,8 +31,6 @@ import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from flan_tune.errors import FlanTuneError
-from flan_tune.evaluation import evaluate as evaluate_lib
-from flan_tune.evaluation.evaluator import EvalConfig, Evaluator
 from flan_tune.model import flops, network
 from flan_tune.model.config import T5Config
 from flan_tune.runtime import partitioning
@@ -67,8 +65,6 @@ def _handle_sigterm() -> Iterator[_StopRequest]:
   finally:
     signal.signal(signal.SIGTERM, previous)
 
-
-EVAL_DIR = "eval"
 
 
 def _scalars(metrics) -> dict[str, float]:
@@ -131,8 +127,7 @@ def train(model_dir: str = gin.REQUIRED, *,
           z_loss: float = 1e-4,
           loss_normalization: str = "tokens",
           log_every: int = 10,
-          eval_config: EvalConfig | None = None,
-          eval_every: int = 0,
+          evaluation=None,
           peak_flops_per_device: float | None = None) -> train_state.TrainState:
   """Trains until the state has `train_steps` updates; returns the final state.
 
@@ -142,15 +137,14 @@ def train(model_dir: str = gin.REQUIRED, *,
   `initial_checkpoint_path` (a flan-tune model, a transformers T5 directory or another
   run) gives the architecture and the first weights of a new run; a resumed run
   ignores it.
-  With `eval_every` > 0, `eval_config`'s mixture is evaluated every `eval_every` steps and
-  at the end, into MODEL_DIR/eval (flan_tune.evaluation).
+  `evaluation` (gin: `@EvalDuringTraining()`, flan_tune.evaluation.during_training) is
+  started with the model, MODEL_DIR, mesh and rules and called after every step with
+  (step, params, final); training knows nothing more of evaluation.
   `peak_flops_per_device` is MFU's denominator; None takes the bfloat16 peak of a known
   TPU or GPU (flops.peak_flops_per_device) and reports no MFU elsewhere."""
   if train_steps < 0:
     raise FlanTuneError(f"train.train_steps={train_steps} must be >= 0")
   train_input = train_input or TrainInput()
-  if eval_every > 0:
-    eval_config = eval_config or EvalConfig()  # checks its mixture now, before any work
   mesh_config = mesh_config or partitioning.MeshConfig()
   checkpoint_config = checkpoint_config or checkpoints.CheckpointConfig()
 
@@ -187,9 +181,9 @@ def train(model_dir: str = gin.REQUIRED, *,
                                 num_microbatches=num_microbatches,
                                 learning_rate_schedule=learning_rate_schedule),
         mesh, rules, shardings, partitioning.batch_sharding(mesh, rules))
-    evaluate = (_evaluation(model, eval_config, model_dir, train_input.mixture_or_task_name,
-                            eval_every, mesh, rules)
-                if eval_every > 0 else None)
+    evaluate = (evaluation.start(model, model_dir, mesh, rules,
+                                 train_input.mixture_or_task_name)
+                if evaluation is not None else None)
     lengths = train_input.task_feature_lengths
     reporter = reporting.Reporter(
         model_dir, step, train_steps, log_every,
@@ -223,27 +217,6 @@ def _model_config(model_dir: str, initial_checkpoint_path: str | None) -> T5Conf
   else:
     base, source = None, ""
   return model_setup.reconcile(T5Config(), model_setup.gin_bound_fields(), base, source)
-
-
-def _evaluation(model, eval_config: EvalConfig, model_dir: str, trained_on: str,
-                every: int, mesh, rules) -> Callable:
-  """`evaluate(step, params, final)`: evaluates on the interval and at the end, on the
-  training mesh with the params where training keeps them. The evaluator is built once,
-  so seqio renders and caches the examples once."""
-  evaluator = Evaluator(eval_config, model, os.path.join(model_dir, EVAL_DIR), mesh, rules)
-  name = os.path.basename(os.path.normpath(model_dir))
-
-  def evaluate(step: int, params, final: bool) -> None:
-    if step % every and not final:
-      return
-    results = evaluator.evaluate(params, model_name=name, step=step,
-                                 checkpoint=os.path.abspath(model_dir), trained_on=trained_on)
-    evaluate_lib.write_tensorboard(
-        results, os.path.join(model_dir, evaluate_lib.TENSORBOARD_DIR), step)
-    if jax.process_index() == 0:
-      print(evaluate_lib.summary(results), flush=True)
-
-  return evaluate
 
 
 def _run_loop(state, step, train_steps, step_fn, data, checkpointer, mesh, rules, *,
