@@ -165,12 +165,14 @@ def jax_struct(x):
   return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
 
 
-def _truncate_a_data_file(step_directory):
-  """Cuts one of a committed step's array files in half, as a failing disk would."""
+def _truncate_a_data_file(step_directory, every=False):
+  """Cuts the largest of a committed step's array files (or `every` one) in half, as a
+  failing disk would."""
   data = os.path.join(step_directory, "state", "ocdbt.process_0", "d")
-  victim = max((os.path.join(data, name) for name in os.listdir(data)), key=os.path.getsize)
-  with open(victim, "r+b") as f:
-    f.truncate(os.path.getsize(victim) // 2)
+  files = [os.path.join(data, name) for name in os.listdir(data)]
+  for victim in files if every else [max(files, key=os.path.getsize)]:
+    with open(victim, "r+b") as f:
+      f.truncate(os.path.getsize(victim) // 2)
 
 
 def test_a_corrupted_newest_checkpoint_is_set_aside_and_training_resumes(tmp_path):
@@ -196,7 +198,8 @@ def test_a_corrupted_newest_checkpoint_is_set_aside_and_training_resumes(tmp_pat
   assert (run / "checkpoints" / "4.unreadable-0").is_dir()
   assert [row["step"] for row in runs_lib.metrics(run)][-3:] == [4, 5, 6]  # again from 2
 
-  _truncate_a_data_file(run / "checkpoints" / "6")  # eval given the run falls back too
+  # eval given the run falls back too (it reads only params: cut every file)
+  _truncate_a_data_file(run / "checkpoints" / "6", every=True)
   config = model_setup.initial_config(str(run))
   model_setup.load_params(str(run), config)
   assert model_setup.checkpoint_step(str(run)) == 4

@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import sys
+import traceback
 from collections.abc import Mapping
 from typing import Any
 
@@ -162,9 +163,7 @@ def _ignore_late_read_callbacks() -> None:
   previous = sys.unraisablehook
   if getattr(previous, "flan_tune_filter", False):
     return
-  logging.getLogger("asyncio").addFilter(
-      lambda record: not (str(record.msg).startswith("Task exception was never retrieved")
-                          and f"{os.sep}orbax{os.sep}" in record.getMessage()))
+  logging.getLogger("asyncio").addFilter(lambda record: not _orbax_leftover(record))
 
   def hook(unraisable):
     code = getattr(unraisable.object, "cr_code", None)
@@ -176,6 +175,15 @@ def _ignore_late_read_callbacks() -> None:
 
   hook.flan_tune_filter = True
   sys.unraisablehook = hook
+
+
+def _orbax_leftover(record: logging.LogRecord) -> bool:
+  """An asyncio "... exception was never retrieved" record about an Orbax read."""
+  if "exception was never retrieved" not in str(record.msg):
+    return False
+  orbax = f"{os.sep}orbax{os.sep}"
+  frames = traceback.extract_tb(record.exc_info[2]) if record.exc_info else []
+  return orbax in record.getMessage() or any(orbax in f.filename for f in frames)
 
 
 def _root_cause(error: BaseException) -> BaseException:
