@@ -27,7 +27,8 @@ def test_inspect_single_task():
 
 def test_inspect_unknown_name_is_a_clear_error(capsys):
   assert cli.main(["inspect", "no_such_mixture"]) == 2
-  assert "no task or mixture 'no_such_mixture'" in capsys.readouterr().err
+  assert ("inspect NAME='no_such_mixture' is not a registered seqio mixture or task"
+          in capsys.readouterr().err)
 
 
 def test_bad_module_is_a_clear_error(capsys):

@@ -31,7 +31,7 @@ import seqio  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import tasks  # noqa: E402,F401  (registers flan_offline)
-from flan_tune.cli import parse_lengths  # noqa: E402
+from flan_tune.launch_config import parse_lengths  # noqa: E402
 from flan_tune.mixtures import mixture_rates  # noqa: E402
 from flan_tune.tasks import registry  # noqa: E402
 from flan_tune.tasks.templates import OPTIONS_SLOT, pattern_fields  # noqa: E402

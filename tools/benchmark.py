@@ -43,7 +43,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from flan_tune.cli import parse_gin, parse_lengths  # noqa: E402
+from flan_tune.launch_config import parse_gin, parse_lengths  # noqa: E402
 from flan_tune.model import T5, T5Config, decoding, flops, init_variables, unbox  # noqa: E402
 from flan_tune.model.hf import export_hf  # noqa: E402
 from flan_tune.runtime import partitioning  # noqa: E402

@@ -31,6 +31,7 @@ from jax.sharding import Mesh
 from flan_tune.errors import MixtureError
 from flan_tune.evaluation import results as results_lib
 from flan_tune.model import network
+from flan_tune.mixtures import builder
 from flan_tune.tasks import registry
 from flan_tune.runtime import partitioning
 from flan_tune.runtime.model import ShardedModel
@@ -58,10 +59,7 @@ class EvalConfig:
       registry.import_modules([self.mixture_or_task_module])
     if self.batch_size < 1:
       raise MixtureError(f"EvalConfig.batch_size={self.batch_size} must be >= 1")
-    name = self.mixture_or_task_name
-    if name not in seqio.MixtureRegistry.names() and name not in seqio.TaskRegistry.names():
-      raise MixtureError(f"EvalConfig.mixture_or_task_name={name!r} is not a registered seqio "
-                         "mixture or task; is the module that registers it imported?")
+    builder.registered_provider(self.mixture_or_task_name, "EvalConfig.mixture_or_task_name")
 
 
 class _Collector(seqio.Logger):

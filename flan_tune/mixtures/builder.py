@@ -47,6 +47,23 @@ class MixtureSpec:
   on_exhausted: str = "continue"
 
 
+def is_registered(name: str) -> bool:
+  """Whether seqio has a mixture or task of that name."""
+  return name in seqio.MixtureRegistry.names() or name in seqio.TaskRegistry.names()
+
+
+def registered_provider(name: str, binding: str) -> seqio.DatasetProviderBase:
+  """The registered mixture or task; an unknown name is an error naming `binding` (the
+  flag or gin parameter that gave it) and the closest registered names."""
+  if not is_registered(name):
+    known = list(seqio.MixtureRegistry.names()) + list(seqio.TaskRegistry.names())
+    close = difflib.get_close_matches(name, known, n=5, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else (
+        "; is the module that registers it imported (e.g. tasks.offline)?")
+    raise MixtureError(f"{binding}={name!r} is not a registered seqio mixture or task{hint}")
+  return seqio.get_mixture_or_task(name)
+
+
 _RATES: Dict[str, Dict[str, float]] = {}
 _CAPPED: Dict[str, Dict[str, float]] = {}  # per mixture: each member's capped rate
 
@@ -122,7 +139,7 @@ def register_mixture(name: str, task_names: Sequence[str],
                      spec: Optional[MixtureSpec] = None) -> seqio.Mixture:
   """Registers a flat seqio Mixture of every weighted prompt style of the tasks."""
   spec = spec or MixtureSpec()
-  if name in seqio.MixtureRegistry.names() or name in seqio.TaskRegistry.names():
+  if is_registered(name):
     raise MixtureError(f"mixture {name!r} is already registered")
   rates, capped = _compute(name, task_names, spec)
   mixture = seqio.MixtureRegistry.add(name, sorted(rates.items()),
@@ -137,7 +154,7 @@ def register_eval_mixture(name: str, task_names: Sequence[str],
 
   It includes the rank-classification variants (`..._rank`) of tasks with options.
   """
-  if name in seqio.MixtureRegistry.names() or name in seqio.TaskRegistry.names():
+  if is_registered(name):
     raise MixtureError(f"mixture {name!r} is already registered")
   members = [v.seqio_name for t in task_names
              for v in registry.variants_of(_lookup(name, t).name, scoring=None)

@@ -19,7 +19,6 @@ on a different number of hosts.
 """
 
 import dataclasses
-import difflib
 import hashlib
 import json
 import logging
@@ -112,15 +111,7 @@ class TrainInput:
 
 
 def _provider(name: str) -> seqio.DatasetProviderBase:
-  """The registered mixture or task; an unknown name lists the closest registered ones."""
-  known = list(seqio.MixtureRegistry.names()) + list(seqio.TaskRegistry.names())
-  if name not in known:
-    close = difflib.get_close_matches(name, known, n=5, cutoff=0.6)
-    hint = f"; did you mean {', '.join(close)}?" if close else (
-        "; is the module that registers it imported (e.g. tasks.offline)?")
-    raise MixtureError(f"TrainInput.mixture_or_task_name={name!r} is not a registered "
-                       f"seqio mixture or task{hint}")
-  return seqio.get_mixture_or_task(name)
+  return mixtures.registered_provider(name, "TrainInput.mixture_or_task_name")
 
 
 def check_fits_model(cfg: TrainInput, vocab_size: int,

@@ -38,15 +38,13 @@ from jax.sharding import AbstractMesh, AxisType
 from flan_tune.errors import FlanTuneError
 from flan_tune.model import network
 from flan_tune.model.config import T5Config
-from flan_tune.runtime import partitioning
+from flan_tune.runtime import features, partitioning
 from flan_tune.training import train_state
 
 PyTree = Any
 
 # Packed EncDecFeatureConverter features the train step receives (all int32).
-ENCODER_FEATURES = ("encoder_input_tokens", "encoder_segment_ids", "encoder_positions")
-DECODER_FEATURES = ("decoder_input_tokens", "decoder_target_tokens", "decoder_loss_weights",
-                    "decoder_segment_ids", "decoder_positions")
+ENCODER_FEATURES, DECODER_FEATURES = features.ENCODER, features.DECODER
 
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
           "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}

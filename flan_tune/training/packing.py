@@ -26,12 +26,12 @@ from collections.abc import Iterable, Iterator, Mapping
 
 import numpy as np
 
+from flan_tune.runtime import features
+
 POOL_SIZE = 32  # open rows; at 256/64 offline, 8 give 96% efficiency, 32 98%, 64 no more
 PACKERS = ("best_fit", "seqio")
 
-ENCODER = ("encoder_input_tokens", "encoder_segment_ids", "encoder_positions")
-DECODER = ("decoder_target_tokens", "decoder_input_tokens", "decoder_segment_ids",
-           "decoder_positions", "decoder_loss_weights")
+ENCODER, DECODER = features.ENCODER, features.DECODER
 
 
 class BestFitPacker:

@@ -27,7 +27,7 @@ from jax.sharding import PartitionSpec as P
 
 from flan_tune.errors import NonFiniteLossError
 from flan_tune.model import network
-from flan_tune.runtime import partitioning
+from flan_tune.runtime import features, partitioning
 from flan_tune.training import losses
 from flan_tune.training.train_state import TrainState
 
@@ -37,15 +37,11 @@ Batch = Mapping[str, Array]
 TrainStep = Callable[[TrainState, Batch, Array], tuple[TrainState, dict[str, Array]]]
 EvalStep = Callable[[PyTree, Batch], dict[str, Array]]
 
-# The EncDecFeatureConverter features T5.__call__ takes; loss weights go to the loss only.
-MODEL_FEATURES = ("encoder_input_tokens", "decoder_input_tokens", "decoder_target_tokens",
-                  "encoder_segment_ids", "decoder_segment_ids", "encoder_positions",
-                  "decoder_positions")
 
 
 def model_inputs(batch: Batch) -> dict[str, Array]:
   """The model's keyword arguments from a feature batch."""
-  return {name: batch[name] for name in MODEL_FEATURES if name in batch}
+  return {name: batch[name] for name in features.MODEL_INPUTS if name in batch}
 
 
 def split_microbatches(batch: Batch, num_microbatches: int) -> dict[str, Array]:
