@@ -1,4 +1,4 @@
-"""Checkpoints (flan_tune.training.checkpoints): kept steps, resharding, torn saves.
+"""Checkpoints (flan_tune.runtime.checkpoints): kept steps, resharding, torn saves.
 
 The sharded checks run in subprocesses with 8 CPU devices (XLA_FLAGS only takes effect
 before jax initialises); they print JSON and the assertions live here."""
@@ -12,14 +12,14 @@ import textwrap
 import pytest
 
 from flan_tune.errors import CheckpointError
-from flan_tune.training.checkpoints import CheckpointConfig
+from flan_tune.runtime.checkpoints import CheckpointConfig
 
 _PRELUDE = """
   import json, os, sys
   os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
   import jax, numpy as np
   from jax.sharding import NamedSharding, PartitionSpec as P
-  from flan_tune.training.checkpoints import Checkpointer, CheckpointConfig, abstract_like
+  from flan_tune.runtime.checkpoints import Checkpointer, CheckpointConfig, abstract_like
   model_dir = sys.argv[1]
 """
 
@@ -146,7 +146,7 @@ def test_a_relative_model_dir_saves_and_restores(tmp_path, monkeypatch):
   runs/demo/..., so the checkpointer makes the path absolute."""
   import jax.numpy as jnp
 
-  from flan_tune.training.checkpoints import Checkpointer
+  from flan_tune.runtime.checkpoints import Checkpointer
 
   monkeypatch.chdir(tmp_path)
   state = {"w": jnp.arange(4.0)}
@@ -180,7 +180,7 @@ def test_a_corrupted_newest_checkpoint_is_set_aside_and_training_resumes(tmp_pat
   `flan-tune train` command resumes from the step before, saying so in one line; eval
   given the run does the same; with no readable step left, exit code 2 and one error."""
   import training_runs as runs_lib
-  from flan_tune.training import model_setup
+  from flan_tune.runtime import model_setup
 
   initial, run = tmp_path / "initial", tmp_path / "run"
   runs_lib.write_initial_checkpoint(initial)
@@ -217,7 +217,7 @@ _SHARDED_RESTORE = _PRELUDE + """
   from flan_tune.model import checkpoint, network
   from flan_tune.model.config import T5Config
   from flan_tune.runtime import partitioning
-  from flan_tune.training import model_setup
+  from flan_tune.runtime import model_setup
 
   config = T5Config(vocab_size=256, d_model=32, num_encoder_layers=2, num_decoder_layers=2,
                     num_heads=4, d_kv=8, d_ff=64)

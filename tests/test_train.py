@@ -17,7 +17,8 @@ import tasks.offline  # noqa: F401  (registers the offline mixtures)
 import training_runs as runs_lib
 from flan_tune import cli
 from flan_tune.model import hf, network
-from flan_tune.training import checkpoints, optimizers, reporting
+from flan_tune.runtime import checkpoints
+from flan_tune.training import optimizers, reporting
 from flan_tune.training.input_pipeline import TrainInput
 from flan_tune.training.train import train
 from training_runs import (TINY, checkpoint_steps, finish, finish_ok, losses, metrics, start,

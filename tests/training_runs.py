@@ -17,7 +17,8 @@ import pytest
 
 from flan_tune.model import checkpoint, network
 from flan_tune.model.config import T5Config
-from flan_tune.training import checkpoints, reporting
+from flan_tune.runtime import checkpoints
+from flan_tune.training import reporting
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT_S = 180

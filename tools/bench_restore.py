@@ -55,7 +55,7 @@ def measure(way: str, directory: str) -> dict:
 
   from flan_tune.model import network
   from flan_tune.runtime import partitioning
-  from flan_tune.training import model_setup
+  from flan_tune.runtime import model_setup
 
   config = model_setup.initial_config(directory)
   mesh_config = partitioning.MeshConfig(data=8, rules="fsdp")

@@ -17,7 +17,7 @@ from flan_tune.evaluation.evaluator import EvalConfig, Evaluator
 from flan_tune.model import network
 from flan_tune.model.config import T5Config
 from flan_tune.runtime import partitioning
-from flan_tune.training import model_setup
+from flan_tune.runtime import model_setup
 
 TENSORBOARD_DIR = os.path.join("tensorboard", "eval")
 

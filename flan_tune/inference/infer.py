@@ -60,7 +60,7 @@ class Row:
 def load_model(checkpoint_path: str, lengths: dict, options: DecodeOptions,
                mesh_config: partitioning.MeshConfig | None = None):
   """(ShardedModel, placed params) of anything `eval` takes, on the gin-bound mesh."""
-  from flan_tune.training import model_setup
+  from flan_tune.runtime import model_setup
 
   base = model_setup.initial_config(checkpoint_path, "checkpoint")
   config = model_setup.reconcile(T5Config(), model_setup.gin_bound_fields(), base,
@@ -75,7 +75,7 @@ def load_model(checkpoint_path: str, lengths: dict, options: DecodeOptions,
 def vocabulary_for(checkpoint_path: str, vocabulary_file: str | None = None):
   """The given SentencePiece file, else the checkpoint's spiece.model, else the default."""
   from flan_tune.tasks.vocabularies import sentencepiece_vocabulary
-  from flan_tune.training import model_setup
+  from flan_tune.runtime import model_setup
 
   return sentencepiece_vocabulary(vocabulary_file or
                                   model_setup.initial_vocabulary_file(checkpoint_path))

@@ -33,9 +33,8 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from flan_tune.errors import FlanTuneError
 from flan_tune.model import flops, network
 from flan_tune.model.config import T5Config
-from flan_tune.runtime import partitioning
-from flan_tune.training import (checkpoints, model_setup, optimizers, reporting, train_state,
-                                trainer)
+from flan_tune.runtime import checkpoints, model_setup, partitioning
+from flan_tune.training import optimizers, reporting, train_state, trainer
 from flan_tune.training.input_pipeline import DataIterator, TrainInput, check_fits_model
 
 class _StopRequest:

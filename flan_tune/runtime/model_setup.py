@@ -26,7 +26,7 @@ import numpy as np
 from flan_tune.errors import CheckpointError, ModelConfigError
 from flan_tune.model import checkpoint, network
 from flan_tune.model.config import T5Config
-from flan_tune.training import checkpoints
+from flan_tune.runtime import checkpoints
 
 RUN_CONFIG_FILE = checkpoint.CONFIG_FILE  # MODEL_DIR/config.json, as in a model directory
 
