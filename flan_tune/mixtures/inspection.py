@@ -120,7 +120,13 @@ def format_stats_table(stats: List[TaskStats], feature_lengths: Mapping[str, int
                  percentiles(s.inputs_lengths), percentiles(s.targets_lengths),
                  f"{s.truncated_inputs}/{len(s.inputs_lengths)}",
                  f"{s.truncated_targets}/{len(s.targets_lengths)}"))
-  widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+  return format_columns(rows)
+
+
+def format_columns(rows: List[tuple]) -> str:
+  """A fixed-width table: the first row a header underlined, the first column left
+  aligned, the others right aligned."""
+  widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
   lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
                      enumerate(zip(r, widths))) for r in rows]
   lines.insert(1, "-" * len(lines[0]))

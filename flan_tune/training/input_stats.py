@@ -11,7 +11,7 @@ from typing import Callable, List, Mapping
 
 import numpy as np
 
-from flan_tune.mixtures.inspection import PackingStats, percentiles
+from flan_tune.mixtures.inspection import PackingStats, format_columns, percentiles
 from flan_tune.tasks.render import Rendered
 from flan_tune.training import grain_input
 from flan_tune.training.grain_input import Plan, TokenizeExample, trimmed_ids
@@ -63,11 +63,7 @@ def lengths_table(sample: MixtureSample, group_of: Callable[[grain_input.Member]
     table.append((group, str(int(mask.sum())), percentiles(inputs), percentiles(targets),
                   f"{100 * np.mean(inputs > lengths['inputs']):.1f}%",
                   f"{100 * np.mean(targets > lengths['targets']):.1f}%"))
-  widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-  lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
-                     enumerate(zip(row, widths))) for row in table]
-  lines.insert(1, "-" * len(lines[0]))
-  return "\n".join(lines)
+  return format_columns(table)
 
 
 def packing_stats(sample: MixtureSample) -> PackingStats:
