@@ -75,8 +75,8 @@ class FileIndex:
   """One file's rows: each row's task as a code into `keys` (source, name, type), and the
   lines' byte offsets of the JSONL its rows are read from; all memory-mapped from the cache.
 
-  Parquet cannot give one row without decoding its row group (1.3 ms a random row with
-  1,000-row groups, 6 ms with 10,000, against microseconds for a JSONL line), so with
+  Parquet cannot give one row without decoding its row group (training drew 7x fewer
+  batches/s that way in tools/bench_collections.py, with 1,000-row groups), so with
   `copy_parquet` the first pass also writes the rows as JSONL into the cache, as a .gz
   file is decompressed once; without it rows are read from their row groups."""
 
