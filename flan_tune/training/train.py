@@ -37,6 +37,7 @@ from flan_tune.runtime import checkpoints, model_setup, partitioning
 from flan_tune.training import optimizers, reporting, train_state, trainer
 from flan_tune.training.input_pipeline import DataIterator, TrainInput, check_fits_model
 
+
 class _StopRequest:
   """Set by SIGTERM; read by the loop at step boundaries (a handler must not save)."""
 
@@ -63,7 +64,6 @@ def _handle_sigterm() -> Iterator[_StopRequest]:
     yield stop
   finally:
     signal.signal(signal.SIGTERM, previous)
-
 
 
 def _scalars(metrics) -> dict[str, float]:
