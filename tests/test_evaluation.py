@@ -240,7 +240,7 @@ for name, mesh_config, devices in (("one", MeshConfig(data=1), jax.devices()[:1]
                                    ("fsdp", MeshConfig(data=8, rules="fsdp"), None)):
   evaluator = Evaluator(eval_config, model, os.path.join(out_dir, name),
                         mesh_config.make_mesh(devices), mesh_config.axis_rules())
-  placed = evaluator.place(params)
+  placed = evaluator.sharded.place(params)
   device = jax.devices()[0]  # in every mesh here
   on_device = sum(shard.data.nbytes for leaf in jax.tree.leaves(placed)
                   for shard in leaf.addressable_shards if shard.device == device)

@@ -111,9 +111,6 @@ class Evaluator:
             f"{config.split!r} split: {', '.join(skipped[:5])}"
             + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""), file=sys.stderr)
 
-  def place(self, params):
-    """Host params (numpy) onto the mesh, each device receiving only its shards."""
-    return self.sharded.place(params)
 
   def evaluate(self, params, *, model_name: str, step: int | None, checkpoint: str = "",
                trained_on: str | None = None) -> results_lib.EvalResults:
