@@ -10,7 +10,7 @@ from flan_tune.errors import FlanTuneError
 from flan_tune.launch_config import (GIN_FLAG, parse_gin, parse_lengths,  # noqa: F401
                                      split_gin_flags)
 
-DEFAULT_MODULES = ("tasks",)
+DEFAULT_MODULES = ("flan_tune_tasks",)
 
 
 def import_task_modules(modules: Sequence[str]) -> None:
@@ -381,8 +381,8 @@ def plan_command(args) -> int:
 def _add_plan_arguments(plan: argparse.ArgumentParser) -> None:
   """`flan-tune plan` flags; those left out come from the run gin's bindings."""
   plan.add_argument("--gin_file", action="append", default=[],
-                    help="model (and optionally run) gin file, searched also under the "
-                         "repository's gin/ (repeatable)")
+                    help="model (and optionally run) gin file, searched also among "
+                         "flan-tune's own (gin/) (repeatable)")
   plan.add_argument("--mesh", help="mesh axis sizes, e.g. data=64,model=4 (default: gin's "
                                    "MeshConfig when it fixes both)")
   plan.add_argument("--rules", choices=("standard", "fsdp"),
@@ -406,10 +406,10 @@ def _add_plan_arguments(plan: argparse.ArgumentParser) -> None:
 def _add_gin_arguments(parser: argparse.ArgumentParser) -> None:
   """The flags `train` and `eval` share; their --gin.KEY=VALUE flags bind after the files."""
   parser.add_argument("--gin_file", action="append", default=[],
-                      help="gin file, searched also under the repository's gin/ (repeatable)")
+                      help="gin file, searched also among flan-tune's own (gin/) (repeatable)")
   parser.add_argument("--module", action="append", default=None,
                       help="module or .py file that registers tasks (repeatable; default: "
-                           "tasks); gin can also name one: *.mixture_or_task_module")
+                           "flan_tune_tasks); gin can also name one: *.mixture_or_task_module")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -483,7 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
   infer.add_argument("--output", required=True, help="JSONL file of predictions")
   infer.add_argument("--split", default="validation", help="a task's or mixture's split")
   infer.add_argument("--module", action="append", default=None,
-                     help="module that registers tasks (repeatable; default: tasks)")
+                     help="module that registers tasks (repeatable; default: flan_tune_tasks)")
   infer.add_argument("--batch_size", type=int, default=32)
   infer.add_argument("--chunk_size", type=int, default=256,
                      help="rows written and flushed together")

@@ -25,7 +25,11 @@ def parse_lengths(text: str) -> dict:
 
 
 GIN_FLAG = "--gin."
-GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin")
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# A wheel installs the checkout's gin/ as site-packages/flan_tune_gin (site-packages/gin is
+# gin-config itself, so the installed name is looked for first).
+_INSTALLED_GIN_DIR = os.path.join(_ROOT, "flan_tune_gin")
+GIN_DIR = _INSTALLED_GIN_DIR if os.path.isdir(_INSTALLED_GIN_DIR) else os.path.join(_ROOT, "gin")
 
 
 def split_gin_flags(argv: Sequence[str]) -> tuple:
@@ -46,8 +50,8 @@ def _quiet_gin_probe(record: logging.LogRecord) -> bool:
 def parse_gin(files: Sequence[str], bindings: Sequence[str]) -> None:
   """Files in order, then each binding; errors name the file or binding at fault.
 
-  The repository's gin/ is on the search path, so `include 'models/...'` and
-  `--gin_file=runs/finetune.gin` work from any directory."""
+  flan-tune's gin files (gin/, installed as flan_tune_gin) are on the search path, so
+  `include 'models/...'` and `--gin_file=runs/finetune.gin` work from any directory."""
   import gin
 
   logging.getLogger().addFilter(_quiet_gin_probe)

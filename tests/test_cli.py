@@ -32,8 +32,8 @@ def test_inspect_unknown_name_is_a_clear_error(capsys):
 
 
 def test_bad_module_is_a_clear_error(capsys):
-  assert cli.main(["inspect", "x", "--module", "tasks.no_such_collection"]) == 2
-  assert "cannot import task module 'tasks.no_such_collection'" in capsys.readouterr().err
+  assert cli.main(["inspect", "x", "--module", "flan_tune_tasks.no_such_collection"]) == 2
+  assert "cannot import task module 'flan_tune_tasks.no_such_collection'" in capsys.readouterr().err
 
 
 def test_inspect_flan_offline_renders_every_member(capsys):

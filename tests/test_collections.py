@@ -21,7 +21,7 @@ from flan_tune.tasks.preprocessors import load_exemplar_pool
 from flan_tune.tasks.render import PromptRenderer, example_fields
 from flan_tune.tasks.templates import PromptStyle
 from flan_tune.training.input_pipeline import DataIterator, TrainInput
-from tasks import flan2022, natural_instructions
+from flan_tune_tasks import flan2022, natural_instructions
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
 import collection_files  # noqa: E402

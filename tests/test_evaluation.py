@@ -220,7 +220,7 @@ _SHARDED_EVAL = """
 import json, os, sys
 os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
 import jax, numpy as np
-import tasks  # the offline collection
+import flan_tune_tasks  # the offline collection
 from flan_tune.evaluation.evaluator import EvalConfig, Evaluator
 from flan_tune.model import network
 from flan_tune.model.config import T5Config

@@ -1,4 +1,4 @@
-"""The TFDS collection (`tasks.flan_tfds`) under `tfds.testing.mock_data`: every template
+"""The TFDS collection (`flan_tune_tasks.flan_tfds`) under `tfds.testing.mock_data`: every template
 of every task renders, each task yields tokenized examples through seqio, the mixture
 follows FLAN 2022's weights and caps, and `flan-tune inspect` reports every member.
 
@@ -18,7 +18,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from tensorflow_datasets.testing import mocking
 
-import tasks.flan_tfds as flan_tfds
+import flan_tune_tasks.flan_tfds as flan_tfds
 from flan_tune import cli
 from flan_tune.mixtures import builder
 from flan_tune.tasks import registry
@@ -76,7 +76,7 @@ def assert_filled(text, where):
 def test_inspect_prints_statistics_for_every_member(capsys):
   """The slowest test (~250 seqio pipelines), first so that xdist starts it first."""
   with mock_tfds():
-    code = cli.main(["inspect", "flan_tfds", "--module", "tasks.flan_tfds",
+    code = cli.main(["inspect", "flan_tfds", "--module", "flan_tune_tasks.flan_tfds",
                      "--sample", "20", "--pack_examples", "200"])
   out = capsys.readouterr().out
   assert code == 0
@@ -207,7 +207,7 @@ def test_import_reads_no_data():
       "import tensorflow_datasets.core.dataset_builder as b\n"
       "def refuse(*a, **k): raise AssertionError('a TFDS builder was created')\n"
       "b.DatasetBuilder.__init__ = refuse\n"
-      "import tasks.flan_tfds as f\n"
+      "import flan_tune_tasks.flan_tfds as f\n"
       "print(len(f.TASKS))\n")
   result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=120)

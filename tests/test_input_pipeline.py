@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import seqio
 
-import tasks.offline  # noqa: F401  (registers the offline mixtures)
+import flan_tune_tasks.offline  # noqa: F401  (registers the offline mixtures)
 from conftest import write_jsonl
 from flan_tune.errors import CheckpointError, FlanTuneError, MixtureError, PartitioningError
 from flan_tune.mixtures import register_mixture, unregister_mixture

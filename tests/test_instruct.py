@@ -1,4 +1,4 @@
-"""tasks.instruct: Alpaca, Dolly and OpenAssistant JSONL through the real seqio pipeline."""
+"""flan_tune_tasks.instruct: Alpaca, Dolly and OpenAssistant JSONL through the real seqio pipeline."""
 
 import json
 
@@ -9,7 +9,7 @@ import seqio
 from conftest import write_jsonl
 from flan_tune.errors import RegistrationError, SourceError, TemplateError
 from flan_tune.tasks import Template, get_task, task_names
-from tasks import instruct
+from flan_tune_tasks import instruct
 
 LENGTHS = {"inputs": 512, "targets": 128}
 
@@ -374,11 +374,11 @@ def test_gin_binds_every_task_function(tmp_path, unique, cleanup, gin_config, oa
   names = {kind: f"{unique}_{kind}" for kind in ("alpaca", "dolly", "oasst")}
   cleanup[0].extend(names.values())
   gin_config.parse_config(f"""
-      import tasks.instruct
+      import flan_tune_tasks.instruct
       alpaca_task.name = {json.dumps(names["alpaca"])}
       alpaca_task.files = {{"train": {json.dumps(alpaca)}}}
       alpaca_task.cluster = "from_gin"
-      tasks.instruct.dolly_task.categories = ["closed_qa"]
+      flan_tune_tasks.instruct.dolly_task.categories = ["closed_qa"]
       open_assistant_task.best_only = True
       open_assistant_task.styles = ["zs_noopt"]
   """)

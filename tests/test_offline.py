@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import seqio
 
-import tasks.offline  # noqa: F401  (registers the collection)
+import flan_tune_tasks.offline  # noqa: F401  (registers the collection)
 from flan_tune.mixtures import builder
 from flan_tune.tasks import registry, render
 from flan_tune.tasks.seeding import example_key, stable_digest
 from flan_tune.tasks.templates import OPTIONS_SLOT
-from tasks.offline import corpus, family
-from tasks.offline.vocabulary import EXTRA_IDS, offline_vocabulary
+from flan_tune_tasks.offline import corpus, family
+from flan_tune_tasks.offline.vocabulary import EXTRA_IDS, offline_vocabulary
 
 FAMILIES = list(family.FAMILIES)
 LENGTHS = {"inputs": 512, "targets": 128}
@@ -69,10 +69,10 @@ def test_every_template_renders_in_every_style(name):
 
 
 def test_generated_data_is_the_same_in_another_process():
-  script = ("import json, tasks.offline\n"
+  script = ("import json, flan_tune_tasks.offline\n"
             "from flan_tune.tasks import registry\n"
             "from flan_tune.tasks.seeding import stable_digest\n"
-            "from tasks.offline import corpus, family\n"
+            "from flan_tune_tasks.offline import corpus, family\n"
             "print(json.dumps([stable_digest(registry.get_task(n).source.records('test'))\n"
             "                  for n in family.FAMILIES] + [stable_digest(corpus.documents())]))")
   env = dict(os.environ, PYTHONHASHSEED="123")
@@ -104,10 +104,10 @@ def test_held_out_mixtures_leave_out_exactly_one_cluster():
   clusters = {}
   for name in FAMILIES:
     clusters.setdefault(registry.get_task(name).cluster, set()).add(name)
-  assert set(tasks.offline.HELD_OUT) == set(clusters)
+  assert set(flan_tune_tasks.offline.HELD_OUT) == set(clusters)
   everything = {registry.get_variant(m).task.name for m in builder.mixture_rates("flan_offline")}
   assert everything == set(FAMILIES)
-  for cluster, (train, evaluation) in tasks.offline.HELD_OUT.items():
+  for cluster, (train, evaluation) in flan_tune_tasks.offline.HELD_OUT.items():
     trained = {registry.get_variant(m).task.name for m in builder.mixture_rates(train)}
     assert trained == set(FAMILIES) - clusters[cluster]
     evaluated = builder.mixture_rates(evaluation)
@@ -133,7 +133,7 @@ def test_span_corruption_task_is_deterministic_and_uses_sentinels():
     assert len(example["inputs"]) <= 128 and len(example["targets"]) <= 32
   # Every world fact is stated somewhere in the training corpus.
   text = " ".join(corpus.documents()["train"])
-  world = tasks.offline.world.get_world()
+  world = flan_tune_tasks.offline.world.get_world()
   assert all(p.name in text and str(p.age) in text for p in world.people)
 
 

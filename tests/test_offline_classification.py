@@ -15,9 +15,9 @@ import pytest
 
 from flan_tune.tasks import PromptStyle, registry, render
 from flan_tune.tasks.templates import pattern_fields
-from tasks.offline import classification as cls
-from tasks.offline import world
-from tasks.offline.world import Fact, fact_sentence, get_world
+from flan_tune_tasks.offline import classification as cls
+from flan_tune_tasks.offline import world
+from flan_tune_tasks.offline.world import Fact, fact_sentence, get_world
 
 W = get_world()
 PEOPLE = W.person_by_name

@@ -10,8 +10,8 @@ import pytest
 
 from flan_tune.tasks import registry
 from flan_tune.tasks.templates import pattern_fields
-from tasks.offline import conlang, generation
-from tasks.offline.world import Fact, fact_sentence, get_world
+from flan_tune_tasks.offline import conlang, generation
+from flan_tune_tasks.offline.world import Fact, fact_sentence, get_world
 
 FAMILIES = ("arith_word_problems", "arith_prices", "arith_ages", "str_reverse_words",
             "str_sort_words", "str_spell", "summ_town_report", "summ_headline",

@@ -14,9 +14,9 @@ import string
 import pytest
 
 from flan_tune.tasks import PromptStyle, registry, render
-from tasks.offline import knowledge
-from tasks.offline import world as world_lib
-from tasks.offline.world import Fact, fact_sentence, get_world
+from flan_tune_tasks.offline import knowledge
+from flan_tune_tasks.offline import world as world_lib
+from flan_tune_tasks.offline.world import Fact, fact_sentence, get_world
 
 FAMILIES = ("rc_extractive", "rc_multiple_choice", "rc_boolean", "cbqa_people", "cbqa_towns",
             "cbqa_two_hop", "commonsense_tools", "commonsense_pet_legs",

@@ -5,7 +5,7 @@ import pytest
 import seqio
 import tensorflow as tf
 
-import tasks.offline  # noqa: F401  (registers the offline mixtures)
+import flan_tune_tasks.offline  # noqa: F401  (registers the offline mixtures)
 from flan_tune.errors import FlanTuneError
 from flan_tune.mixtures import mixture_rates
 from flan_tune.training import packing, tfdata_input

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import tasks.offline  # noqa: F401  (registers the offline mixtures)
+import flan_tune_tasks.offline  # noqa: F401  (registers the offline mixtures)
 import training_runs as runs_lib
 from flan_tune import cli
 from flan_tune.model import hf, network
@@ -293,7 +293,7 @@ def test_a_checkpoint_vocabulary_the_task_does_not_use_is_a_clear_error(
   path, task = user_task_file
   with_vocabulary = tmp_path / "with_vocabulary"
   checkpoint.save_model(with_vocabulary, TINY, initial[1],
-                        vocabulary_file=tasks.offline.vocabulary.MODEL_PATH)
+                        vocabulary_file=flan_tune_tasks.offline.vocabulary.MODEL_PATH)
   offline = train_args(tmp_path / "offline", 0, with_vocabulary)[3:]
   gin.clear_config()
   assert cli.main(offline) == 0

@@ -102,11 +102,11 @@ def as_parquet(files: dict, root: str, row_group_size: int = 1000) -> dict:
 
 def register(collection: str, data: str, vocabulary_file: str, phase: str):
   if collection == "niv2":
-    from tasks.natural_instructions import natural_instructions
+    from flan_tune_tasks.natural_instructions import natural_instructions
 
     names = natural_instructions(data, prefix="bench_niv2", vocabulary_file=vocabulary_file)
     return names["mixture"], len(names["train"]) + len(names["test"])
-  from tasks.flan2022 import flan2022_submix
+  from flan_tune_tasks.flan2022 import flan2022_submix
 
   names = flan2022_submix(json.loads(data), prefix="bench_flan2022",
                           vocabulary_file=vocabulary_file, copy_parquet=phase != "row_groups")

@@ -30,7 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import seqio  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import tasks  # noqa: E402,F401  (registers flan_offline)
+import flan_tune_tasks  # noqa: E402,F401  (registers flan_offline)
 from flan_tune.launch_config import parse_lengths  # noqa: E402
 from flan_tune.mixtures import mixture_rates  # noqa: E402
 from flan_tune.tasks import registry  # noqa: E402

@@ -66,7 +66,7 @@ def register(directory: str, num_tasks: int) -> str:
   """Registers the tasks and their mixture; returns the mixture's name."""
   from flan_tune.mixtures import register_mixture
   from flan_tune.tasks import JsonlSource, Template, register_task
-  from tasks.offline.vocabulary import offline_vocabulary
+  from flan_tune_tasks.offline.vocabulary import offline_vocabulary
 
   templates = [Template("{text}\n\nIs the statement true?", "{label}"),
                Template("Statement: {text}\nTrue? {options_}", "{label}"),
@@ -119,7 +119,7 @@ def measure(args) -> dict:
   """One configuration, in this (sub)process."""
   rss = PeakRss()
   start = time.perf_counter()
-  import tasks.offline.vocabulary  # noqa: F401  (the tokenizer; registers nothing)
+  import flan_tune_tasks.offline.vocabulary  # noqa: F401  (the tokenizer; registers nothing)
   from flan_tune.training.input_pipeline import DataIterator, TrainInput, make_dataset
 
   imported = time.perf_counter()
@@ -199,7 +199,7 @@ def compare_packers(args) -> dict:
   import grain
   import numpy as np
 
-  import tasks.offline  # noqa: F401
+  import flan_tune_tasks.offline  # noqa: F401
   from flan_tune.training import grain_input, packing
   from flan_tune.training.input_pipeline import TrainInput, grain_plan
 

@@ -194,7 +194,7 @@ def offline_examples(count: int, lengths: dict, seed: int = 0) -> list:
   """`count` tokenized examples of flan_offline, trimmed to `lengths`, in mixture order."""
   import seqio
 
-  import tasks  # noqa: F401  (registers flan_offline)
+  import flan_tune_tasks  # noqa: F401  (registers flan_offline)
 
   ds = seqio.get_mixture_or_task("flan_offline").get_dataset(
       lengths, split="train", shuffle=False, seed=seed, num_epochs=None)

@@ -27,8 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import sentencepiece as spm  # noqa: E402
 
 from flan_tune.tasks import registry, render  # noqa: E402
-from tasks.offline import corpus, family  # noqa: E402
-from tasks.offline.vocabulary import MODEL_PATH  # noqa: E402
+from flan_tune_tasks.offline import corpus, family  # noqa: E402
+from flan_tune_tasks.offline.vocabulary import MODEL_PATH  # noqa: E402
 
 EXAMPLES_PER_STYLE = 200
 VOCAB_SIZE = 4000
@@ -71,7 +71,7 @@ def main():
   parser.add_argument("--model_type", default="bpe", choices=("bpe", "unigram"))
   parser.add_argument("--out", default=MODEL_PATH)
   args = parser.parse_args()
-  import tasks.offline  # noqa: F401  (registers every family)
+  import flan_tune_tasks.offline  # noqa: F401  (registers every family)
   start = time.time()
   texts = training_text(args.examples_per_style)
   proto = train(texts, args.vocab_size, args.model_type)

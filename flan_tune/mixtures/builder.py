@@ -59,7 +59,7 @@ def registered_provider(name: str, binding: str) -> seqio.DatasetProviderBase:
     known = list(seqio.MixtureRegistry.names()) + list(seqio.TaskRegistry.names())
     close = difflib.get_close_matches(name, known, n=5, cutoff=0.6)
     hint = f"; did you mean {', '.join(close)}?" if close else (
-        "; is the module that registers it imported (e.g. tasks.offline)?")
+        "; is the module that registers it imported (e.g. flan_tune_tasks.offline)?")
     raise MixtureError(f"{binding}={name!r} is not a registered seqio mixture or task{hint}")
   return seqio.get_mixture_or_task(name)
 

@@ -43,13 +43,13 @@ _VARIANTS_BY_TASK: Dict[str, List[Variant]] = {}  # so a mixture of N tasks look
 
 
 def import_modules(modules: Sequence[str]) -> None:
-  """Imports task collections so that they register: dotted module names (`tasks`,
-  `my_project.tasks`) or paths of Python files (`./my_tasks.py`), each once."""
+  """Imports task collections so that they register: dotted module names
+  (`flan_tune_tasks`, `my_project.tasks`) or paths of Python files (`./my_tasks.py`), each once."""
   for module in modules:
     if not module.endswith(".py"):
       try:
         importlib.import_module(module)
-      except ModuleNotFoundError as e:
+      except ImportError as e:
         raise RegistrationError(f"cannot import task module {module!r}: {e}") from None
       continue
     path = pathlib.Path(module).resolve()

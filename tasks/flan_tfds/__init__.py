@@ -10,8 +10,8 @@ Also registers `flan_tfds_no_{C}` / `flan_tfds_{C}_eval` for every cluster C.
 """
 
 from flan_tune.mixtures import MixtureSpec, register_held_out_mixtures, register_mixture
-from tasks.flan_tfds import classification, commonsense, generation, glue, nli, qa  # noqa: F401
-from tasks.flan_tfds.common import REGISTERED
+from flan_tune_tasks.flan_tfds import classification, commonsense, generation, glue, nli, qa  # noqa: F401
+from flan_tune_tasks.flan_tfds.common import REGISTERED
 
 MIXTURE = "flan_tfds"
 TASKS = tuple(REGISTERED)

@@ -5,9 +5,9 @@ split. Sizes: TFDS catalog of each pinned version.
 """
 
 from flan_tune.tasks import metrics
-from tasks.flan_tfds import families
-from tasks.flan_tfds.common import add, label_text, option_postprocessor, tf_label_not
-from tasks.flan_tfds.families import T, inverted
+from flan_tune_tasks.flan_tfds import families
+from flan_tune_tasks.flan_tfds.common import add, label_text, option_postprocessor, tf_label_not
+from flan_tune_tasks.flan_tfds.families import T, inverted
 
 SENTIMENT = ["negative", "positive"]
 NO_YES = ["no", "yes"]

@@ -3,8 +3,8 @@ Resolution), all in FLAN 2021. Sizes: TFDS catalog of each pinned version.
 """
 
 from flan_tune.tasks import metrics
-from tasks.flan_tfds.common import add, label_text, short_answer_postprocessor, wrapped
-from tasks.flan_tfds.families import T, inverted
+from flan_tune_tasks.flan_tfds.common import add, label_text, short_answer_postprocessor, wrapped
+from flan_tune_tasks.flan_tfds.families import T, inverted
 
 
 def piqa_fields(raw):

@@ -5,9 +5,9 @@ Sizes: TFDS catalog of each pinned version.
 """
 
 from flan_tune.tasks import metrics
-from tasks.flan_tfds import families
-from tasks.flan_tfds.common import add, squash, text_postprocessor
-from tasks.flan_tfds.families import T, inverted
+from flan_tune_tasks.flan_tfds import families
+from flan_tune_tasks.flan_tfds.common import add, squash, text_postprocessor
+from flan_tune_tasks.flan_tfds.families import T, inverted
 
 # ---------------------------------------------------------------- summarization
 

@@ -7,11 +7,11 @@ are declared. Sizes: TFDS catalog, glue 2.0.0 and super_glue 1.0.2.
 import t5.evaluation.metrics as t5_metrics
 
 from flan_tune.tasks import metrics
-from tasks.flan_tfds import families
-from tasks.flan_tfds.common import (add, class_id_postprocessor, float_postprocessor,
+from flan_tune_tasks.flan_tfds import families
+from flan_tune_tasks.flan_tfds.common import (add, class_id_postprocessor, float_postprocessor,
                                     label_text, matthews_corrcoef, option_postprocessor,
                                     short_answer_postprocessor, strip_markup)
-from tasks.flan_tfds.families import T, inverted
+from flan_tune_tasks.flan_tfds.families import T, inverted
 
 YES_NO = ["yes", "no"]
 NO_YES = ["no", "yes"]  # position 1 is the positive class for F1

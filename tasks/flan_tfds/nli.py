@@ -4,9 +4,9 @@ task as in the FLAN 2022 CoT collection. Sizes: TFDS catalog of each pinned vers
 """
 
 from flan_tune.tasks import metrics
-from tasks.flan_tfds import families
-from tasks.flan_tfds.common import add, label_text, option_postprocessor, tf_label_at_least
-from tasks.flan_tfds.families import T
+from flan_tune_tasks.flan_tfds import families
+from flan_tune_tasks.flan_tfds.common import add, label_text, option_postprocessor, tf_label_at_least
+from flan_tune_tasks.flan_tfds.families import T
 
 ENTAILMENT3 = ["yes", "it is not possible to tell", "no"]  # entail, neutral, contradict
 

@@ -8,10 +8,10 @@ Sizes: TFDS catalog of each pinned version.
 import re
 
 from flan_tune.tasks import metrics
-from tasks.flan_tfds import families
-from tasks.flan_tfds.common import (add, choices_with, first, label_text, letter_index,
+from flan_tune_tasks.flan_tfds import families
+from flan_tune_tasks.flan_tfds.common import (add, choices_with, first, label_text, letter_index,
                                     short_answer_postprocessor, squash, trivia_qa_metric)
-from tasks.flan_tfds.families import T
+from flan_tune_tasks.flan_tfds.families import T
 
 TEST_AS_VALIDATION = {"train": "train", "validation": "test"}
 

@@ -14,9 +14,9 @@ world's corpus, and the mixtures:
 
 from flan_tune.mixtures import MixtureSpec, register_eval_mixture, register_held_out_mixtures
 from flan_tune.mixtures import register_mixture
-from tasks.offline import classification, generation, knowledge  # noqa: F401  (families)
-from tasks.offline import corpus
-from tasks.offline.family import COLLECTION, FAMILIES
+from flan_tune_tasks.offline import classification, generation, knowledge  # noqa: F401  (families)
+from flan_tune_tasks.offline import corpus
+from flan_tune_tasks.offline.family import COLLECTION, FAMILIES
 
 MIXTURE = "flan_offline"
 SPEC = MixtureSpec(caps={COLLECTION: 1000})

@@ -11,9 +11,9 @@ import random
 from typing import Dict, NamedTuple, Sequence, Tuple
 
 from flan_tune.tasks import Template
-from tasks.offline import world
-from tasks.offline.family import register_family
-from tasks.offline.world import Fact, fact_sentence, get_world
+from flan_tune_tasks.offline import world
+from flan_tune_tasks.offline.family import register_family
+from flan_tune_tasks.offline.world import Fact, fact_sentence, get_world
 
 YES, NO, UNKNOWN = "yes", "no", "it is not possible to tell"
 NLI_LABELS = (YES, NO, UNKNOWN)

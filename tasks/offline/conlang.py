@@ -22,7 +22,7 @@ import functools
 import random
 from typing import Dict, List, Optional, Tuple, Union
 
-from tasks.offline import world as world_lib
+from flan_tune_tasks.offline import world as world_lib
 
 LANGUAGE = "Velari"
 LEXICON_SEED = 7031

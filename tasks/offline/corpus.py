@@ -14,9 +14,9 @@ from t5.data import preprocessors as t5_preprocessors
 
 from flan_tune.tasks import GeneratorSource
 from flan_tune.tasks.seeding import stable_digest
-from tasks.offline import conlang
-from tasks.offline import world as world_lib
-from tasks.offline.vocabulary import offline_vocabulary
+from flan_tune_tasks.offline import conlang
+from flan_tune_tasks.offline import world as world_lib
+from flan_tune_tasks.offline.vocabulary import offline_vocabulary
 
 TASK_NAME = "offline_span_corruption"
 DOCUMENTS_PER_SUBJECT = {"train": 6, "validation": 1}

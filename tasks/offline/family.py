@@ -13,7 +13,7 @@ from flan_tune.errors import SourceError
 from flan_tune.tasks import GeneratorSource, Template, metrics, postprocessors, register_task
 from flan_tune.tasks.seeding import stable_digest
 from flan_tune.tasks.spec import FewShotConfig
-from tasks.offline.vocabulary import offline_vocabulary
+from flan_tune_tasks.offline.vocabulary import offline_vocabulary
 
 COLLECTION = "offline"
 SPLIT_SIZES = {"train": 1000, "validation": 100, "test": 100}

@@ -10,10 +10,10 @@ import random
 from typing import Dict, Sequence, Tuple
 
 from flan_tune.tasks import Template, metrics
-from tasks.offline import conlang
-from tasks.offline import world as world_lib
-from tasks.offline.family import register_family
-from tasks.offline.world import Fact, Person, Town, fact_sentence, get_world
+from flan_tune_tasks.offline import conlang
+from flan_tune_tasks.offline import world as world_lib
+from flan_tune_tasks.offline.family import register_family
+from flan_tune_tasks.offline.world import Fact, Person, Town, fact_sentence, get_world
 
 STRING_METRICS = (metrics.accuracy, metrics.edit_distance)
 

@@ -12,9 +12,9 @@ import random
 from typing import Dict, List, Sequence, Tuple
 
 from flan_tune.tasks import Template, metrics
-from tasks.offline import world as world_lib
-from tasks.offline.family import register_family
-from tasks.offline.world import Fact, fact_sentence, get_world
+from flan_tune_tasks.offline import world as world_lib
+from flan_tune_tasks.offline.family import register_family
+from flan_tune_tasks.offline.world import Fact, fact_sentence, get_world
 
 # Questions about one fact, several phrasings each, so closed-book examples of the same
 # fact stay distinct and are not answerable by matching the corpus sentence word for word.
