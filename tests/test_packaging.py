@@ -3,6 +3,7 @@ collections travel inside it, under names that no user's own `tasks` module coll
 
 import glob
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -25,8 +26,14 @@ def installed(tmp_path_factory):
   the wheel only; the pinned dependencies come from this venv's site-packages, added as a
   plain path, so this venv's editable flan-tune (a .pth hook) stays out of it."""
   root = tmp_path_factory.mktemp("packaging")
+  source = root / "source"  # a copy: setuptools writes build/ and *.egg-info into the tree
+  for name in ("flan_tune", "tasks", "gin"):
+    shutil.copytree(os.path.join(REPO, name), source / name,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+  for name in ("pyproject.toml", "README.md"):
+    shutil.copy(os.path.join(REPO, name), source)
   subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                  "--no-build-isolation", "--wheel-dir", str(root / "dist"), REPO],
+                  "--no-build-isolation", "--wheel-dir", str(root / "dist"), str(source)],
                  check=True, cwd=root)
   [wheel] = glob.glob(str(root / "dist" / "flan_tune-*.whl"))
   venv.create(root / "venv", with_pip=False)
