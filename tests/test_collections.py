@@ -337,6 +337,7 @@ def test_niv2_evaluates_per_task_and_category_with_rouge_l(tmp_path, unique, cle
   import training_runs as runs_lib
   from flan_tune.evaluation.evaluator import EvalConfig, Evaluator
   from flan_tune.model import network
+  from flan_tune.runtime.model import EncoderDecoderModel
 
   collection_files.write_niv2(tmp_path / "niv2", 2, 2, instances=(6, 6))
   names = register_niv2(cleanup, tmp_path / "niv2", unique, eval_instances=3)
@@ -345,7 +346,7 @@ def test_niv2_evaluates_per_task_and_category_with_rouge_l(tmp_path, unique, cle
   evaluator = Evaluator(EvalConfig(mixture_or_task_name=names["eval_mixture"], split="test",
                                    batch_size=4, task_feature_lengths={"inputs": 64,
                                                                        "targets": 8}),
-                        model, str(tmp_path / "eval"))
+                        EncoderDecoderModel(model), str(tmp_path / "eval"))
   results = evaluator.evaluate(params, model_name="random", step=0,
                                trained_on=names["mixture"])
   assert set(results.tasks) == {f"{t}_{s}" for t in names["test"]

@@ -16,6 +16,7 @@ from flan_tune import cli
 from flan_tune.evaluation import results as results_lib
 from flan_tune.evaluation.evaluator import EvalConfig, Evaluator
 from flan_tune.model import decoding, network
+from flan_tune.runtime.model import EncoderDecoderModel
 
 pytestmark = pytest.mark.xdist_group("evaluation")
 
@@ -69,7 +70,7 @@ def evaluated(user_tasks, tmp_path_factory):
   model, params = random_model()
   evaluator = Evaluator(EvalConfig(mixture_or_task_name=f"{prefix}_eval", batch_size=5,
                                    task_feature_lengths={"inputs": 32, "targets": 8}),
-                        model, str(tmp_path_factory.mktemp("eval")))
+                        EncoderDecoderModel(model), str(tmp_path_factory.mktemp("eval")))
   results = evaluator.evaluate(params, model_name="random", step=0,
                                trained_on=f"{prefix}_train")
   return evaluator, model, params, results
@@ -224,6 +225,7 @@ import flan_tune_tasks  # the offline collection
 from flan_tune.evaluation.evaluator import EvalConfig, Evaluator
 from flan_tune.model import network
 from flan_tune.model.config import T5Config
+from flan_tune.runtime.model import EncoderDecoderModel
 from flan_tune.runtime.partitioning import MeshConfig
 
 out_dir = sys.argv[1]
@@ -238,7 +240,7 @@ report = {"total_param_bytes": total}
 for name, mesh_config, devices in (("one", MeshConfig(data=1), jax.devices()[:1]),
                                    ("data2_model4", MeshConfig(data=2, model=4), None),
                                    ("fsdp", MeshConfig(data=8, rules="fsdp"), None)):
-  evaluator = Evaluator(eval_config, model, os.path.join(out_dir, name),
+  evaluator = Evaluator(eval_config, EncoderDecoderModel(model), os.path.join(out_dir, name),
                         mesh_config.make_mesh(devices), mesh_config.axis_rules())
   placed = evaluator.sharded.place(params)
   device = jax.devices()[0]  # in every mesh here

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flan_tune.training import losses
+from flan_tune.runtime import losses
 
 VOCAB = 5
 

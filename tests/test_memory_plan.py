@@ -33,6 +33,7 @@ _SCRIPT = textwrap.dedent("""
   from flan_tune.model.config import T5Config
   from flan_tune.training import memory_plan, optimizers, train_state, trainer
   from flan_tune.runtime import partitioning as pt
+  from flan_tune.runtime.model import EncoderDecoderModel
 
   BATCH, LENGTHS = 16, {"inputs": 64, "targets": 32}
   BASE = T5Config(vocab_size=256, d_model=32, num_heads=4, d_kv=8, d_ff=64,
@@ -54,8 +55,8 @@ _SCRIPT = textwrap.dedent("""
                  (BATCH, LENGTHS["inputs" if name.startswith("encoder") else "targets"]),
                  jnp.int32, sharding=batch_sharding)
              for name in memory_plan.ENCODER_FEATURES + memory_plan.DECODER_FEATURES}
-    step = trainer.compile_train_step(trainer.make_train_step(model, tx), mesh, rules,
-                                      shardings, batch_sharding)
+    step = trainer.compile_train_step(trainer.make_train_step(EncoderDecoderModel(model), tx),
+                                      mesh, rules, shardings, batch_sharding)
     analysis = step.lower(state, batch, jax.random.key(0)).compile().memory_analysis()
     plan = memory_plan.plan(config, tx, {"data": case["data"], "model": case["model"]},
                             case["rules"], BATCH, LENGTHS)

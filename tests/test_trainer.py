@@ -19,6 +19,7 @@ import pytest
 from flan_tune.model import network
 from flan_tune.model.config import T5Config
 from flan_tune.runtime import partitioning
+from flan_tune.runtime.model import EncoderDecoderModel
 from flan_tune.training import optimizers, train_state, trainer
 from flan_tune.runtime.partitioning import MeshConfig
 
@@ -52,12 +53,12 @@ def adafactor():
   return optimizers.adafactor(optimizers.constant_schedule(1e-2), min_dim_size_to_factor=16)
 
 
-def setup(mesh_config: MeshConfig, optimizer, model=None, devices=None, **step_kwargs):
+def setup(mesh_config: MeshConfig, optimizer, devices=None, **step_kwargs):
   """(state, compiled step, batch sharding, mesh) on a mesh."""
-  model = model or network.T5(CONFIG)
+  model = EncoderDecoderModel(network.T5(CONFIG))
   mesh, rules = mesh_config.make_mesh(devices), mesh_config.axis_rules()
-  shardings = train_state.state_shardings(mesh, rules, model, optimizer)
-  state = train_state.create(model, optimizer, jax.random.key(0), shardings)
+  shardings = train_state.state_shardings(mesh, rules, model.network, optimizer)
+  state = train_state.create(model.network, optimizer, jax.random.key(0), shardings)
   step = trainer.make_train_step(model, optimizer, **step_kwargs)
   data = partitioning.batch_sharding(mesh, rules)
   compiled = trainer.compile_train_step(step, mesh, rules, shardings, data)
@@ -68,8 +69,7 @@ def train_losses(mesh_config: MeshConfig, steps: int = 3, num_microbatches: int 
                  devices=None) -> dict:
   """Losses of `steps` adafactor steps without dropout, and a few sharding specs."""
   state, step, data, mesh = setup(mesh_config, adafactor(), devices=devices,
-                                  normalization="tokens", num_microbatches=num_microbatches,
-                                  dropout=False)
+                                  num_microbatches=num_microbatches, dropout=False)
   losses = []
   for index in range(steps):
     batch = partitioning.make_global_batch(make_batch(index), mesh, data)
@@ -161,8 +161,8 @@ def test_adam_state_follows_parameters():
 
 def test_eval_step_matches_the_train_loss(single_device):
   """The first train step's loss (no dropout) is the eval loss of the initial params."""
-  model = network.T5(CONFIG)
-  state = train_state.create(model, adafactor(), jax.random.key(0))
+  model = EncoderDecoderModel(network.T5(CONFIG))
+  state = train_state.create(model.network, adafactor(), jax.random.key(0))
   metrics = jax.jit(trainer.make_eval_step(model))(state.params, make_batch(0))
   assert float(metrics["loss"]) == pytest.approx(single_device["losses"][0], rel=1e-6)
 
@@ -198,10 +198,10 @@ def test_loss_falls_on_a_copy_task_and_the_old_state_is_donated():
 
 
 def test_dropout_depends_on_rng_and_step_only_and_eval_has_none():
-  model = network.T5(CONFIG.replace(dropout_rate=0.2))
+  model = EncoderDecoderModel(network.T5(CONFIG.replace(dropout_rate=0.2)))
   optimizer = adafactor()
   step = jax.jit(trainer.make_train_step(model, optimizer, dropout=True))
-  state = train_state.create(model, optimizer, jax.random.key(0))
+  state = train_state.create(model.network, optimizer, jax.random.key(0))
   batch = make_batch(0)
   rng = jax.random.key(7)
   _, first = step(state, batch, rng)
@@ -227,13 +227,13 @@ def test_check_finite():
 
 
 def test_bad_arguments():
-  model = network.T5(CONFIG)
+  model = EncoderDecoderModel(network.T5(CONFIG))
   with pytest.raises(ValueError, match="num_microbatches"):
     trainer.make_train_step(model, adafactor(), num_microbatches=0)
   with pytest.raises(ValueError, match="fixed_factor"):
-    trainer.make_train_step(model, adafactor(), normalization="fixed")
+    EncoderDecoderModel(model.network, normalization="fixed")
   step = trainer.make_train_step(model, adafactor(), num_microbatches=3, dropout=False)
-  state = train_state.abstract_state(model, adafactor())
+  state = train_state.abstract_state(model.network, adafactor())
   with pytest.raises(ValueError, match="8 rows does not split into 3 microbatches"):
     jax.eval_shape(step, state, make_batch(0), jax.random.key(0))
 

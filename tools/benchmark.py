@@ -44,9 +44,10 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from flan_tune.launch_config import parse_gin, parse_lengths  # noqa: E402
-from flan_tune.model import T5, T5Config, decoding, flops, init_variables, unbox  # noqa: E402
+from flan_tune.model import T5, T5Config, flops, init_variables, unbox  # noqa: E402
 from flan_tune.model.hf import export_hf  # noqa: E402
 from flan_tune.runtime import partitioning  # noqa: E402
+from flan_tune.runtime.model import EncoderDecoderModel  # noqa: E402
 from flan_tune.training import optimizers, train_state, trainer  # noqa: E402
 
 SECTIONS = ("train", "useful", "decode", "pipeline")
@@ -95,12 +96,12 @@ def dense_batch(rng: np.random.Generator, batch: int, lengths: dict, vocab: int)
 def flan_tune_trainer(config: T5Config, params, dtype: str):
   """run(batch) -> loss: flan-tune's compiled train step (trainer.make_train_step with
   AdamW) on one device, from a fresh copy of `params`."""
-  model = T5(config.replace(dtype=dtype))
+  model = EncoderDecoderModel(T5(config.replace(dtype=dtype)))
   optimizer = optimizers.adamw(optimizers.constant_schedule(ADAMW["lr"]),
                                weight_decay=ADAMW["weight_decay"])
   mesh = partitioning.MeshConfig(data=1).make_mesh(jax.devices()[:1])
   rules = partitioning.axis_rules("standard")
-  shardings = train_state.state_shardings(mesh, rules, model, optimizer)
+  shardings = train_state.state_shardings(mesh, rules, model.network, optimizer)
   state = train_state.from_params(jax.device_put(jax.tree.map(np.array, params),
                                                  shardings.params), optimizer, shardings)
   step = trainer.compile_train_step(
@@ -115,11 +116,11 @@ def flan_tune_trainer(config: T5Config, params, dtype: str):
 
 
 def flan_tune_generate(config: T5Config, params, dtype: str, new_tokens: int):
-  model = T5(config.replace(dtype=dtype))
+  model = EncoderDecoderModel(T5(config.replace(dtype=dtype)))
   params = jax.tree.map(lambda x: jnp.asarray(x, dtype), params)  # weights in `dtype`
   # eos_id -1 is never produced: every row runs all new_tokens steps, as on the torch side.
-  return lambda inputs: jax.block_until_ready(decoding.generate(
-      model, params, inputs, max_decode_length=new_tokens, eos_id=-1).tokens)
+  return lambda inputs: jax.block_until_ready(model.predict_batch(
+      params, inputs, max_decode_length=new_tokens, eos_id=-1))
 
 
 # --- transformers ------------------------------------------------------------------------

@@ -30,11 +30,10 @@ from jax.sharding import Mesh
 
 from flan_tune.errors import MixtureError
 from flan_tune.evaluation import results as results_lib
-from flan_tune.model import network
 from flan_tune.mixtures import builder
 from flan_tune.tasks import registry
 from flan_tune.runtime import partitioning
-from flan_tune.runtime.model import ShardedModel
+from flan_tune.runtime.model import EncoderDecoderModel, ShardedModel
 
 PRIMARY_METRICS = ("accuracy", "f1", "rougeLsum", "rougeL", "bleu")  # in order of preference
 
@@ -86,10 +85,9 @@ class Evaluator:
   parallel), with the params split as training splits them (`runtime.model`), so a
   model that needed model parallelism or FSDP to train is evaluated the same way."""
 
-  def __init__(self, config: EvalConfig, model: network.T5, output_dir: str,
+  def __init__(self, config: EvalConfig, model: EncoderDecoderModel, output_dir: str,
                mesh: Mesh | None = None, rules: partitioning.Rules | None = None):
     self.config = config
-    self.model = model
     self.output_dir = output_dir
     self.sharded = ShardedModel(model, config.task_feature_lengths["targets"], mesh, rules)
     self.sharded.check_batch_size(config.batch_size)

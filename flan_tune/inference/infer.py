@@ -21,7 +21,7 @@ from flan_tune.errors import FlanTuneError, SourceError
 from flan_tune.model import network
 from flan_tune.model.config import T5Config
 from flan_tune.runtime import partitioning
-from flan_tune.runtime.model import ShardedModel
+from flan_tune.runtime.model import EncoderDecoderModel, ShardedModel
 
 EOS_ID = 1
 
@@ -66,8 +66,9 @@ def load_model(checkpoint_path: str, lengths: dict, options: DecodeOptions,
   config = model_setup.reconcile(T5Config(), model_setup.gin_bound_fields(), base,
                                  f"checkpoint {checkpoint_path!r}")
   mesh_config = mesh_config or partitioning.MeshConfig()
-  sharded = ShardedModel(network.T5(config), lengths["targets"], mesh_config.make_mesh(),
-                         mesh_config.axis_rules(), **options.generate_kwargs())
+  sharded = ShardedModel(EncoderDecoderModel(network.T5(config)), lengths["targets"],
+                         mesh_config.make_mesh(), mesh_config.axis_rules(),
+                         **options.generate_kwargs())
   return sharded, model_setup.load_initial_params(checkpoint_path, config,
                                                   sharded.param_shardings)
 

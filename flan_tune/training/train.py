@@ -34,6 +34,7 @@ from flan_tune.errors import FlanTuneError
 from flan_tune.model import flops, network
 from flan_tune.model.config import T5Config
 from flan_tune.runtime import checkpoints, model_setup, partitioning
+from flan_tune.runtime.model import EncoderDecoderModel
 from flan_tune.training import optimizers, reporting, train_state, trainer
 from flan_tune.training.input_pipeline import DataIterator, TrainInput, check_fits_model
 
@@ -158,9 +159,9 @@ def train(model_dir: str = gin.REQUIRED, *,
   os.makedirs(model_dir, exist_ok=True)
   checkpointer = None
   try:
-    model = network.T5(config)
+    model = EncoderDecoderModel(network.T5(config), z_loss, loss_normalization)
     tx = optimizer(learning_rate_schedule=learning_rate_schedule)
-    shardings = train_state.state_shardings(mesh, rules, model, tx)
+    shardings = train_state.state_shardings(mesh, rules, model.network, tx)
     checkpointer = checkpoints.Checkpointer(model_dir, checkpoint_config)
     model_setup.write_run_config(model_dir, config)
     if checkpointer.latest_step() is None and initial_checkpoint_path:
@@ -168,16 +169,15 @@ def train(model_dir: str = gin.REQUIRED, *,
                                                shardings.params)
       state = train_state.from_params(params, tx, shardings)
     elif checkpointer.latest_step() is None:
-      state = train_state.create(model, tx, jax.random.key(seed), shardings)
+      state = train_state.create(model.network, tx, jax.random.key(seed), shardings)
     else:
-      target = checkpoints.abstract_like(train_state.abstract_state(model, tx), shardings)
+      target = checkpoints.abstract_like(train_state.abstract_state(model.network, tx), shardings)
       state, data_state = checkpointer.restore(target)
       data.restore(data_state)
     step = int(state.step)
     logging.info("training from step %d to %d in %s", step, train_steps, model_dir)
     step_fn = trainer.compile_train_step(
-        trainer.make_train_step(model, tx, z_loss=z_loss, normalization=loss_normalization,
-                                num_microbatches=num_microbatches,
+        trainer.make_train_step(model, tx, num_microbatches=num_microbatches,
                                 learning_rate_schedule=learning_rate_schedule),
         mesh, rules, shardings, partitioning.batch_sharding(mesh, rules))
     evaluate = (evaluation.start(model, model_dir, mesh, rules,

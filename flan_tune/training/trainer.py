@@ -1,11 +1,12 @@
 """The train and eval steps: pure functions of (state, batch, rng), then jit on a mesh.
 
-`make_train_step` builds `(state, batch, rng) -> (state, metrics)`. The batch is split by
-rows into microbatches; `jax.lax.scan` adds their gradients and `losses.loss_sums`, and
-the sum is divided once by `losses.denominator`, so any number of microbatches gives the
-same update as one (up to float rounding). Dropout keys come from
-`fold_in(rng, state.step)` (and the microbatch index), so a step is reproducible from
-(state, batch, rng) alone, e.g. after a restart from a checkpoint.
+`make_train_step` builds `(state, batch, rng) -> (state, metrics)` from the model's
+`loss_sums` (runtime.model). The batch is split by rows into microbatches; `jax.lax.scan`
+adds their gradients and loss sums, and the sum is divided once by the model's
+`denominator`, so any number of microbatches gives the same update as one (up to float
+rounding). Dropout keys come from `fold_in(rng, state.step)` (and the microbatch index),
+so a step is reproducible from (state, batch, rng) alone, e.g. after a restart from a
+checkpoint.
 
 `compile_train_step` jits the step with the state's shardings, donates the old state and
 traces inside `partitioning.activate`, so the model's logical constraints bind.
@@ -26,9 +27,8 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from flan_tune.errors import NonFiniteLossError
-from flan_tune.model import network
-from flan_tune.runtime import features, partitioning
-from flan_tune.training import losses
+from flan_tune.runtime import partitioning
+from flan_tune.runtime.model import EncoderDecoderModel
 from flan_tune.training.train_state import TrainState
 
 Array = jax.Array
@@ -36,12 +36,6 @@ PyTree = Any
 Batch = Mapping[str, Array]
 TrainStep = Callable[[TrainState, Batch, Array], tuple[TrainState, dict[str, Array]]]
 EvalStep = Callable[[PyTree, Batch], dict[str, Array]]
-
-
-
-def model_inputs(batch: Batch) -> dict[str, Array]:
-  """The model's keyword arguments from a feature batch."""
-  return {name: batch[name] for name in features.MODEL_INPUTS if name in batch}
 
 
 def split_microbatches(batch: Batch, num_microbatches: int) -> dict[str, Array]:
@@ -65,11 +59,8 @@ def _logical_batch_constraint(batch: Batch) -> dict[str, Array]:
           for name, value in batch.items()}
 
 
-def make_train_step(model: network.T5, optimizer: optax.GradientTransformation, *,
-                    z_loss: float = 1e-4,
-                    normalization: losses.LossNormalization | str = "tokens",
-                    fixed_factor: float | None = None, num_microbatches: int = 1,
-                    dropout: bool = True,
+def make_train_step(model: EncoderDecoderModel, optimizer: optax.GradientTransformation, *,
+                    num_microbatches: int = 1, dropout: bool = True,
                     learning_rate_schedule: optax.Schedule | None = None) -> TrainStep:
   """A pure `(state, batch, rng) -> (state, metrics)` for jit.
 
@@ -78,15 +69,9 @@ def make_train_step(model: network.T5, optimizer: optax.GradientTransformation, 
   schedule the optimizer was built with, learning_rate (the rate this update used)."""
   if num_microbatches < 1:
     raise ValueError(f"num_microbatches must be >= 1, got {num_microbatches}")
-  # Validate the normalization now rather than at the first trace.
-  normalization = losses.LossNormalization(normalization)
-  if normalization is losses.LossNormalization.FIXED:
-    losses.denominator({}, normalization, fixed_factor)
 
   def sums_fn(params, microbatch, dropout_rng):
-    logits = model.apply({"params": params}, **model_inputs(microbatch),
-                         enable_dropout=dropout, rngs={"dropout": dropout_rng})
-    sums = losses.loss_sums(logits, microbatch, z_loss, normalization)
+    sums = model.loss_sums(params, microbatch, dropout_rng if dropout else None)
     return sums["loss"], sums
 
   grad_fn = jax.grad(sums_fn, has_aux=True)
@@ -113,9 +98,9 @@ def make_train_step(model: network.T5, optimizer: optax.GradientTransformation, 
   def train_step(state: TrainState, batch: Batch, rng: Array):
     dropout_rng = jax.random.fold_in(rng, state.step)
     grads, sums = accumulate(state.params, batch, dropout_rng)
-    divisor = losses.denominator(sums, normalization, fixed_factor)
+    divisor = model.denominator(sums)
     grads = jax.tree.map(lambda g: g / divisor, grads)
-    _, metrics = losses.normalize(sums, normalization, fixed_factor)
+    _, metrics = model.normalize(sums)
     metrics["grad_norm"] = optax.tree.norm(grads)
     if learning_rate_schedule is not None:
       metrics["learning_rate"] = jnp.asarray(learning_rate_schedule(state.step), jnp.float32)
@@ -124,16 +109,10 @@ def make_train_step(model: network.T5, optimizer: optax.GradientTransformation, 
   return train_step
 
 
-def make_eval_step(model: network.T5, *, z_loss: float = 1e-4,
-                   normalization: losses.LossNormalization | str = "tokens",
-                   fixed_factor: float | None = None) -> EvalStep:
+def make_eval_step(model: EncoderDecoderModel) -> EvalStep:
   """A pure `(params, batch) -> metrics` without dropout: the train step's loss metrics."""
-  normalization = losses.LossNormalization(normalization)
-
   def eval_step(params: PyTree, batch: Batch) -> dict[str, Array]:
-    logits = model.apply({"params": params}, **model_inputs(batch), enable_dropout=False)
-    _, metrics = losses.loss_and_metrics(logits, batch, z_loss, normalization, fixed_factor)
-    return metrics
+    return model.loss_fn(params, batch)[1]
 
   return eval_step
 
