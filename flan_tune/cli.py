@@ -98,14 +98,18 @@ def inspect_command(args) -> int:
            for member, share in sorted(members.items(), key=lambda kv: -kv[1])]
   print(f"\nLengths in tokens over {args.sample} rendered examples per task (EOS included):")
   print(inspection.format_stats_table(stats, lengths))
-  if args.pack_examples:
-    packing = inspection.packing_stats(members, args.split, lengths, args.pack_examples,
-                                       seed=args.seed)
-    print(f"\nPacking {packing.examples} examples at {lengths} with seqio's "
-          f"EncDecFeatureConverter(pack=True): {packing.packed_rows} rows, "
-          f"{packing.examples_per_row:.2f} examples/row, non-padding fraction "
-          f"inputs {100 * packing.inputs_fill:.1f}%, targets {100 * packing.targets_fill:.1f}%")
+  if args.pack_examples and cfg.pack:
+    from flan_tune.training import input_stats
+
+    packing, packer = input_stats.training_packing(cfg, members, args.pack_examples)
+    _print_packing(packing, f"\nPacking {packing.examples} examples", lengths, packer)
   return 0
+
+
+def _print_packing(packing, what: str, lengths: dict, packer: str) -> None:
+  print(f"{what} at {lengths} with {packer}: {packing.packed_rows} rows, "
+        f"{packing.examples_per_row:.2f} examples/row, non-padding fraction inputs "
+        f"{100 * packing.inputs_fill:.1f}%, targets {100 * packing.targets_fill:.1f}%")
 
 
 def _inspect_sampled(cfg, args, members: dict) -> int:
@@ -152,10 +156,8 @@ def _inspect_sampled(cfg, args, members: dict) -> int:
                         ("style", lambda m: m.style.value)):
     print(input_stats.lengths_table(sample, group_of, key) + "\n")
   packing = input_stats.packing_stats(sample)
-  print(f"Packing the {packing.examples} draws at {lengths} with training's best-fit "
-        f"packer (windows of {plan.window}): {packing.packed_rows} rows, "
-        f"{packing.examples_per_row:.2f} examples/row, non-padding fraction inputs "
-        f"{100 * packing.inputs_fill:.1f}%, targets {100 * packing.targets_fill:.1f}%")
+  _print_packing(packing, f"Packing the {packing.examples} draws", lengths,
+                 f"training's best-fit packer (windows of {plan.window})")
   return 0
 
 

@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 
@@ -14,7 +15,23 @@ def test_inspect_mixture_prints_samples_and_statistics(capsys):
   assert "-- coref_pronoun_zs_opt  template_index" in out and "=> " in out
   assert "coref_objects_fs_noopt_rank" in out and "inputs p50/p90/p99/max" in out
   assert "Mixture share by style:" in out and "zs_opt" in out
-  assert "EncDecFeatureConverter(pack=True)" in out and "non-padding fraction" in out
+  # Rank-classification members stream, so training packs this one on the tf.data path.
+  assert "training's best-fit packer (tf.data, streaming)" in out
+  assert "non-padding fraction" in out
+
+
+def test_inspect_packs_as_training_does_in_either_mode(capsys):
+  """Per task or sampled, the same draws packed by training's windowed best fit."""
+  rows = {}
+  for mode, flags in (("per_task", ["--pack_examples", "60", "--sample", "2"]),
+                      ("sampled", ["--draws", "60"])):
+    assert cli.main(["inspect", "flan_offline_translation_eval", "--mode", mode,
+                     "--lengths", "inputs=128,targets=32", "--examples", "0", *flags]) == 0
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if line.startswith("Packing"))
+    assert "training's best-fit packer" in line and "windows of" in line
+    rows[mode] = re.search(r": (\d+) rows", line).group(1)
+  assert rows["per_task"] == rows["sampled"]
 
 
 def test_inspect_single_task():

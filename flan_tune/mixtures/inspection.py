@@ -1,8 +1,8 @@
 """What `flan-tune inspect` reports: rendered samples and mixture statistics.
 
-Every figure comes from the real seqio pipeline: rendered, tokenized (untrimmed, so
-truncation can be counted) and, for packing, passed through seqio's packing
-encoder-decoder feature converter.
+Every figure comes from the real seqio pipeline: rendered and tokenized (untrimmed, so
+truncation can be counted). Packing counts rows of whichever packer training would use
+(`training.input_stats.training_packing` chooses); this stage has seqio's.
 """
 
 import dataclasses
@@ -76,30 +76,32 @@ def task_stats(task_name: str, rate: float, share: float, split: str,
                    int((targets > feature_lengths["targets"]).sum()))
 
 
-def count_packed(ds, feature_lengths: Mapping[str, int]) -> tuple:
-  """Packs with seqio's EncDecFeatureConverter(pack=True) and counts
-  (rows, non-padding input tokens, non-padding target tokens)."""
-  packed = seqio.EncDecFeatureConverter(pack=True)(ds, dict(feature_lengths))
-  rows = enc = dec = 0
-  for row in packed.as_numpy_iterator():
-    rows += 1
-    enc += int((row["encoder_input_tokens"] != 0).sum())
-    dec += int((row["decoder_target_tokens"] != 0).sum())
-  return rows, enc, dec
-
-
-def packing_stats(members: Mapping[str, float], split: str, feature_lengths: Mapping[str, int],
-                  examples: int, seed: int = 0) -> PackingStats:
-  """Non-padding fraction of packed rows, from seqio's EncDecFeatureConverter(pack=True),
-  over the members sampled at their rates."""
+def mixture_examples(members: Mapping[str, float], split: str,
+                     feature_lengths: Mapping[str, int], examples: int, seed: int = 0):
+  """The first `examples` of the members sampled at their rates by seqio (tf.data)."""
   provider = seqio.Mixture("inspection", sorted(members.items()))
   # Members in source order (no shuffle buffer to fill: seqio's would render ~1000
   # examples per member before the first packed row); the seed drives the sampling.
   ds = provider.get_dataset(sequence_length=dict(feature_lengths), split=split, shuffle=False,
                             seed=seed, num_epochs=None)
-  rows, enc, dec = count_packed(ds.take(examples), feature_lengths)
+  return ds.take(examples)
+
+
+def count_packed(packed_rows, examples: int, feature_lengths: Mapping[str, int]) -> PackingStats:
+  """Rows and non-padding fractions of packed rows ({feature: ids} each)."""
+  rows = enc = dec = 0
+  for row in packed_rows:
+    rows += 1
+    enc += int((row["encoder_input_tokens"] != 0).sum())
+    dec += int((row["decoder_target_tokens"] != 0).sum())
   return PackingStats(examples, rows, enc / max(rows * feature_lengths["inputs"], 1),
                       dec / max(rows * feature_lengths["targets"], 1))
+
+
+def seqio_packing_stats(ds, examples: int, feature_lengths: Mapping[str, int]) -> PackingStats:
+  """`ds` packed by seqio's EncDecFeatureConverter(pack=True)."""
+  packed = seqio.EncDecFeatureConverter(pack=True)(ds, dict(feature_lengths))
+  return count_packed(packed.as_numpy_iterator(), examples, feature_lengths)
 
 
 def percentiles(lengths: np.ndarray) -> str:

@@ -181,13 +181,15 @@ def make_dataset(cfg: TrainInput, process_index: int = 0, process_count: int = 1
                                    local_batch_size(cfg, process_count) // len(shards))
 
 
-def grain_plan(cfg: TrainInput) -> tuple[grain_input.Plan | None, str]:
-  """The Grain plan of the mixture, or None and why it must take the tf.data path."""
-  name = cfg.mixture_or_task_name
-  _provider(name)  # an unknown name fails here, with the closest registered ones
+def grain_plan(cfg: TrainInput, rates: Mapping[str, float] | None = None
+               ) -> tuple[grain_input.Plan | None, str]:
+  """The Grain plan of the mixture, or None and why it must take the tf.data path.
+  `rates` ({seqio task: rate}) replace the named mixture's (inspect uses them)."""
+  if rates is None:
+    _provider(cfg.mixture_or_task_name)  # an unknown name fails, naming close ones
+    rates = mixtures.mixture_rates(cfg.mixture_or_task_name)
   if cfg.pack and cfg.packer == "seqio":
     return None, "TrainInput.packer='seqio' packs with seqio's converter"
-  rates = mixtures.mixture_rates(name)
   members, sizes, tasks, tokenizers = [], {}, {}, {}
   for member in sorted(rates):
     variant = registry.get_variant(member)

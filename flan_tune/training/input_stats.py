@@ -11,9 +11,10 @@ from typing import Callable, List, Mapping
 
 import numpy as np
 
+from flan_tune.mixtures import inspection
 from flan_tune.mixtures.inspection import PackingStats, format_columns, percentiles
 from flan_tune.tasks.render import Rendered
-from flan_tune.training import grain_input
+from flan_tune.training import grain_input, input_pipeline, tfdata_input
 from flan_tune.training.grain_input import Plan, TokenizeExample, trimmed_ids
 
 
@@ -68,13 +69,29 @@ def lengths_table(sample: MixtureSample, group_of: Callable[[grain_input.Member]
 
 def packing_stats(sample: MixtureSample) -> PackingStats:
   """The draws packed as training packs them: best fit within windows of the plan's size."""
-  lengths: Mapping[str, int] = sample.plan.lengths
-  pack = grain_input.PackWindow(lengths, pack=True)
-  rows = enc = dec = 0
-  for start in range(0, len(sample.rows), sample.plan.window):
-    packed = pack(sample.rows[start:start + sample.plan.window])
-    rows += len(packed["encoder_input_tokens"])
-    enc += int((packed["encoder_input_tokens"] != 0).sum())
-    dec += int((packed["decoder_target_tokens"] != 0).sum())
-  return PackingStats(len(sample.rows), rows, enc / max(rows * lengths["inputs"], 1),
-                      dec / max(rows * lengths["targets"], 1))
+  pack = grain_input.PackWindow(sample.plan.lengths, pack=True)
+  window = sample.plan.window
+  windows = (pack(sample.rows[start:start + window])
+             for start in range(0, len(sample.rows), window))
+  rows = ({name: packed[name][row] for name in packed}
+          for packed in windows for row in range(len(packed["encoder_input_tokens"])))
+  return inspection.count_packed(rows, len(sample.rows), sample.plan.lengths)
+
+
+def training_packing(cfg: input_pipeline.TrainInput, members: Mapping[str, float],
+                     examples: int) -> tuple[PackingStats, str]:
+  """The first `examples` of `members` ({seqio task: rate}) sampled and packed as training
+  would, and the packer's name: best fit in windows on the Grain path, streaming best fit
+  on the tf.data path, or seqio's converter under `TrainInput.packer="seqio"`."""
+  lengths = dict(cfg.task_feature_lengths)
+  plan, _ = input_pipeline.grain_plan(cfg, members)
+  if plan is not None:
+    return (packing_stats(sample_mixture(plan, examples)),
+            f"training's best-fit packer (Grain, windows of {plan.window})")
+  ds = inspection.mixture_examples(members, cfg.split, lengths, examples, cfg.seed)
+  if cfg.packer == "seqio":
+    return (inspection.seqio_packing_stats(ds, examples, lengths),
+            "seqio's EncDecFeatureConverter(pack=True), as TrainInput.packer='seqio' does")
+  packed = tfdata_input.pack_dataset(ds, lengths).as_numpy_iterator()
+  return (inspection.count_packed(packed, examples, lengths),
+          "training's best-fit packer (tf.data, streaming)")
