@@ -241,3 +241,34 @@ _SHARDED_RESTORE = _PRELUDE + """
 def test_a_model_directory_restores_straight_into_its_shardings(tmp_path):
   result = run_script(_SHARDED_RESTORE, tmp_path)
   assert result["equal"] and result["placed"] and result["sharded_leaves"] > 5, result
+
+
+_HF_PLACED = _PRELUDE + """
+  from flan_tune.model import checkpoint, hf, network
+  from flan_tune.runtime import partitioning
+  from flan_tune.runtime import model_setup
+
+  directory = os.path.join(model_dir, "hf")
+  result = {}
+  for scan in (False, True):
+    imported_config, params = hf.import_hf(directory)  # the whole model at once
+    config = imported_config.replace(scan_layers=scan)
+    params = network.stack_layers(params) if scan else params
+    mesh_config = partitioning.MeshConfig(data=2, model=4, rules="fsdp")
+    shardings = partitioning.param_shardings(
+        mesh_config.make_mesh(), mesh_config.axis_rules(),
+        network.abstract_variables(network.T5(config))["params"])
+    placed = model_setup.load_initial_params(directory, config, shardings)
+    same = jax.tree.map(lambda a, b: bool(np.array_equal(np.asarray(a), b)), placed, params)
+    where = jax.tree.map(lambda a, s: a.sharding == s, placed, shardings)
+    result[str(scan)] = all(jax.tree.leaves(same)) and all(jax.tree.leaves(where))
+  print(json.dumps(result))
+"""
+
+
+def test_a_transformers_checkpoint_is_placed_one_parameter_at_a_time(tmp_path):
+  """The streamed placement gives import_hf's params, scanned or not, in their shardings."""
+  from hf_models import save_hf_model
+
+  save_hf_model("v1.1", tmp_path / "hf")
+  assert run_script(_HF_PLACED, tmp_path) == {"False": True, "True": True}

@@ -217,3 +217,13 @@ def test_pickle_weights_are_refused_and_never_opened(exported, pickle_name):
                      match=f"only pickle-based weights \\({pickle_name}\\).*never loads "
                            "pickle.*safe_serialization=True"):
     import_hf(exported)
+
+
+def test_a_truncated_weights_file_is_named(exported):
+  path = exported / "model.safetensors"
+  path.write_bytes(path.read_bytes()[:-1000])
+  with pytest.raises(CheckpointError, match=r"model\.safetensors: tensor .* is truncated"):
+    import_hf(exported)
+  path.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
+  with pytest.raises(CheckpointError, match=r"model\.safetensors: not a readable safetensors"):
+    import_hf(exported)

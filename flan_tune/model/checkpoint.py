@@ -113,7 +113,7 @@ def load_pretrained(directory: str | os.PathLike, layout: T5Config | None = None
   directory = pathlib.Path(directory)
   if (directory / PARAMS_DIR).is_dir():
     config, params = load_model(directory)
-  elif directory.is_dir() and any(directory.glob("*.safetensors")):
+  elif is_hf_directory(directory):
     from flan_tune.model import hf  # safetensors; only Hugging Face checkpoints need it
 
     config, params = hf.import_hf(directory)
@@ -124,6 +124,13 @@ def load_pretrained(directory: str | os.PathLike, layout: T5Config | None = None
   if layout is None:
     return config, params
   return convert_layout(config, params, layout)
+
+
+def is_hf_directory(directory: str | os.PathLike) -> bool:
+  """A transformers directory (safetensors weights), not a flan-tune model directory."""
+  directory = pathlib.Path(directory)
+  return (not (directory / PARAMS_DIR).is_dir() and directory.is_dir()
+          and any(directory.glob("*.safetensors")))
 
 
 def convert_layout(config: T5Config, params: Params, layout: T5Config

@@ -20,8 +20,8 @@ import pathlib
 from collections.abc import Iterator
 from typing import Any
 
+import ml_dtypes
 import numpy as np
-import safetensors
 import safetensors.numpy
 
 from flan_tune.errors import CheckpointError
@@ -129,6 +129,26 @@ def _read_json(path: pathlib.Path) -> dict[str, Any]:
     raise CheckpointError(f"{path}: not valid JSON ({error})") from None
 
 
+# safetensors dtypes a T5 checkpoint may hold; everything is read as float32.
+_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": ml_dtypes.bfloat16, "F64": np.float64}
+
+
+def _safetensors_header(path: pathlib.Path) -> tuple[int, dict[str, dict]]:
+  """(offset of the data, {tensor name: {"dtype", "shape", "data_offsets"}})."""
+  try:
+    with open(path, "rb") as f:
+      size = int.from_bytes(f.read(8), "little")
+      header = json.loads(f.read(size))
+    header.pop("__metadata__", None)
+    for entry in header.values():
+      if entry["dtype"] not in _DTYPES:
+        raise ValueError(f"dtype {entry['dtype']} is not one of {', '.join(_DTYPES)}")
+      entry["shape"] = tuple(entry["shape"])
+  except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as error:
+    raise CheckpointError(f"{path}: not a readable safetensors file ({error})") from None
+  return 8 + size, header
+
+
 def _weight_files(directory: pathlib.Path) -> dict[str, pathlib.Path]:
   """Tensor name -> the safetensors file holding it; refuses pickle-only checkpoints."""
   single, index = directory / WEIGHTS_FILE, directory / WEIGHTS_INDEX_FILE
@@ -142,8 +162,7 @@ def _weight_files(directory: pathlib.Path) -> dict[str, pathlib.Path]:
         raise CheckpointError(f"{shard}: file not found (listed in {index})")
     return files
   if single.is_file():
-    with safetensors.safe_open(single, framework="numpy") as f:
-      return {name: single for name in f.keys()}
+    return {name: single for name in _safetensors_header(single)[1]}
   pickles = sorted(p.name for p in directory.iterdir()
                    if p.suffix in _PICKLE_SUFFIXES or p.name.startswith("pytorch_model")
                    ) if directory.is_dir() else []
@@ -157,64 +176,92 @@ def _weight_files(directory: pathlib.Path) -> dict[str, pathlib.Path]:
   raise CheckpointError(f"{single}: file not found (nor {WEIGHTS_INDEX_FILE})")
 
 
-def _read_tensors(files: dict[str, pathlib.Path],
-                  names: set[str]) -> Iterator[tuple[str, np.ndarray]]:
-  """(name, float32 array) for the requested tensors, one file open at a time."""
-  by_file: dict[pathlib.Path, list[str]] = {}
-  for name in sorted(names):
-    by_file.setdefault(files[name], []).append(name)
-  for path, file_names in by_file.items():
-    with safetensors.safe_open(path, framework="numpy") as f:
-      for name in file_names:
-        yield name, np.asarray(f.get_tensor(name), dtype=np.float32)
+class HFWeights:
+  """A transformers T5 checkpoint, checked whole from its headers, then read one parameter
+  at a time by our (unscanned) param path. Reads are plain file reads, not a memory map,
+  so the host holds only the tensors the caller keeps: placing each on devices as it is
+  read never holds the model twice."""
+
+  def __init__(self, directory: str | os.PathLike):
+    self.directory = directory = pathlib.Path(directory)
+    hf_config = _read_json(directory / CONFIG_FILE)
+    config = T5Config.from_hf_config(hf_config)
+    files = _weight_files(directory)
+    self._headers = {path: _safetensors_header(path) for path in sorted(set(files.values()))}
+    self._files = files
+
+    has_lm_head = "lm_head.weight" in files
+    self._fold_scale = False
+    if config.tie_word_embeddings and has_lm_head and "shared.weight" in files:
+      # Older saves repeat the tied embedding as lm_head; a different one is a separate
+      # output layer that transformers still scales: fold d_model**-0.5 into it.
+      if not np.array_equal(self._tensor("lm_head.weight"), self._tensor("shared.weight")):
+        config, self._fold_scale = config.replace(tie_word_embeddings=False), True
+    mapping = parameter_mapping(config)
+    if not config.tie_word_embeddings and not has_lm_head:
+      # transformers ties lm_head to `shared` when the file has none: copy the embedding.
+      mapping = [m if m[0] != "lm_head.weight" else ("shared.weight",) + m[1:] for m in mapping]
+    self.config = config
+    self._sources = {path: (hf_name, transposed) for hf_name, path, transposed in mapping}
+    self._check(mapping)
+
+  @property
+  def paths(self) -> list[tuple[str, ...]]:
+    return list(self._sources)
+
+  def read(self, path: tuple[str, ...]) -> np.ndarray:
+    """Our parameter at `path`, float32, in our orientation."""
+    hf_name, transposed = self._sources[path]
+    tensor = self._tensor(hf_name)
+    if transposed:
+      tensor = np.ascontiguousarray(tensor.T)
+    if self._fold_scale and path == ("decoder", "logits_dense", "kernel"):
+      tensor *= np.float32(self.config.d_model**-0.5)
+    return tensor
+
+  def _entry(self, hf_name: str) -> dict:
+    return self._headers[self._files[hf_name]][1][hf_name]
+
+  def _tensor(self, hf_name: str) -> np.ndarray:
+    file = self._files[hf_name]
+    data_start, header = self._headers[file]
+    entry = header[hf_name]
+    begin, end = entry["data_offsets"]
+    dtype = np.dtype(_DTYPES[entry["dtype"]])
+    with open(file, "rb") as f:
+      f.seek(data_start + begin)
+      tensor = np.fromfile(f, dtype=dtype, count=(end - begin) // dtype.itemsize)
+    if tensor.size != int(np.prod(entry["shape"])):
+      raise CheckpointError(f"{file}: tensor {hf_name} is truncated")
+    return tensor.reshape(entry["shape"]).astype(np.float32, copy=False)
+
+  def _check(self, mapping) -> None:
+    """Every tensor present, none unaccounted for, every shape right: before any read."""
+    names = {hf_name for hf_name, _, _ in mapping}
+    missing = sorted(names - set(self._files))
+    if missing:
+      raise CheckpointError(f"{self.directory}: tensors missing for config.json: "
+                            f"{', '.join(missing)}")
+    unexpected = sorted(set(self._files) - names - _IGNORED - {"lm_head.weight"})
+    if unexpected:
+      raise CheckpointError(
+          f"{self.directory}: tensors config.json does not account for (more layers than "
+          f"num_layers?): {', '.join(unexpected[:10])}"
+          + (f" and {len(unexpected) - 10} more" if len(unexpected) > 10 else ""))
+    shapes = _expected_shapes(self.config)
+    for hf_name, path, transposed in mapping:
+      shape = self._entry(hf_name)["shape"]
+      expected = shapes[path][::-1] if transposed else shapes[path]
+      if shape != expected:
+        raise CheckpointError(
+            f"{self.directory}: parameter {hf_name} has shape {shape} but config.json "
+            f"implies {expected} (our {'/'.join(path)} {shapes[path]})")
 
 
 def import_hf(directory: str | os.PathLike) -> tuple[T5Config, Params]:
   """(config, unscanned float32 params) from a transformers T5 checkpoint directory."""
-  directory = pathlib.Path(directory)
-  hf_config = _read_json(directory / CONFIG_FILE)
-  config = T5Config.from_hf_config(hf_config)
-  files = _weight_files(directory)
-
-  has_lm_head = "lm_head.weight" in files
-  fold_scale = False
-  if config.tie_word_embeddings and has_lm_head and "shared.weight" in files:
-    # Older saves repeat the tied embedding as lm_head; a different one is a separate
-    # output layer that transformers still scales: fold d_model**-0.5 into it.
-    pair = dict(_read_tensors(files, {"lm_head.weight", "shared.weight"}))
-    if not np.array_equal(pair["lm_head.weight"], pair["shared.weight"]):
-      config, fold_scale = config.replace(tie_word_embeddings=False), True
-  mapping = parameter_mapping(config)
-  if not config.tie_word_embeddings and not has_lm_head:
-    # transformers ties lm_head to `shared` when the file has none: copy the embedding.
-    mapping = [m if m[0] != "lm_head.weight" else ("shared.weight",) + m[1:] for m in mapping]
-
-  targets: dict[str, list[tuple[tuple[str, ...], bool]]] = {}
-  for hf_name, path, transposed in mapping:
-    targets.setdefault(hf_name, []).append((path, transposed))
-  missing = sorted(set(targets) - set(files))
-  if missing:
-    raise CheckpointError(f"{directory}: tensors missing for config.json: {', '.join(missing)}")
-  unexpected = sorted(set(files) - set(targets) - _IGNORED - {"lm_head.weight"})
-  if unexpected:
-    raise CheckpointError(f"{directory}: tensors config.json does not account for (more layers "
-                          f"than num_layers?): {', '.join(unexpected[:10])}"
-                          + (f" and {len(unexpected) - 10} more" if len(unexpected) > 10 else ""))
-
-  shapes = _expected_shapes(config)
-  flat = {}
-  for hf_name, tensor in _read_tensors(files, set(targets)):
-    for path, transposed in targets[hf_name]:
-      expected = shapes[path][::-1] if transposed else shapes[path]
-      if tuple(tensor.shape) != expected:
-        raise CheckpointError(
-            f"{directory}: parameter {hf_name} has shape {tuple(tensor.shape)} but "
-            f"config.json implies {expected} (our {'/'.join(path)} {shapes[path]})")
-      flat[path] = np.ascontiguousarray(tensor.T) if transposed else tensor
-  if fold_scale:
-    path = ("decoder", "logits_dense", "kernel")
-    flat[path] = flat[path] * np.float32(config.d_model**-0.5)
-  return config, _unflatten(flat)
+  weights = HFWeights(directory)
+  return weights.config, _unflatten({path: weights.read(path) for path in weights.paths})
 
 
 # --- writing -------------------------------------------------------------------------------

@@ -332,6 +332,15 @@ def stack_layers(params: PyTree) -> PyTree:
   return convert(unbox(params))
 
 
+def scanned_path(path: tuple[str, ...]) -> tuple[tuple[str, ...], int | None]:
+  """Where an unscanned param path's array goes in the scanned layout: (path, layer index
+  on the leading axis), or (path, None) outside the layers."""
+  for position, key in enumerate(path):
+    if match := _LAYER_KEY.match(key):
+      return path[:position] + ("layers",) + path[position + 1:], int(match.group(1))
+  return path, None
+
+
 def unstack_layers(params: PyTree) -> PyTree:
   """Scanned params (one `layers` with a leading axis) -> layers_0, layers_1, ..."""
   def convert(node):

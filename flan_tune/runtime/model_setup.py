@@ -22,6 +22,7 @@ from typing import Any
 import gin
 import jax
 import numpy as np
+from flax import traverse_util
 
 from flan_tune.errors import CheckpointError, ModelConfigError
 from flan_tune.model import checkpoint, network
@@ -148,13 +149,36 @@ def load_initial_params(path: str | os.PathLike, config: T5Config,
   restored = _restore_sharded(pathlib.Path(path), config, shardings)
   if restored is not None:
     return restored
-  params = load_params(path, config)
+  if checkpoint.is_hf_directory(path):
+    return _place_hf(path, config, shardings)
+  return jax.tree.map(_place, load_params(path, config), shardings)
 
-  def place(array, sharding):
-    array = np.asarray(array, np.float32)
-    return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])
 
-  return jax.tree.map(place, params, shardings)
+def _place(array, sharding) -> jax.Array:
+  """A host array on `sharding`'s devices, each given only its own piece."""
+  array = np.asarray(array, np.float32)
+  return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])
+
+
+def _place_hf(path, config: T5Config, shardings: PyTree) -> PyTree:
+  """A transformers checkpoint placed one parameter at a time (all layers of one when
+  `config` scans them), each host copy dropped once placed."""
+  from flan_tune.model import hf  # safetensors; only Hugging Face checkpoints need it
+
+  weights = hf.HFWeights(path)
+  groups: dict[tuple[str, ...], list] = {}
+  for source in weights.paths:
+    target, layer = network.scanned_path(source) if config.scan_layers else (source, None)
+    groups.setdefault(target, []).append((layer, source))
+  targets = traverse_util.flatten_dict(shardings)
+  placed = {}
+  for target, sources in groups.items():
+    arrays = [weights.read(source) for _, source in sorted(sources)]
+    stacked = sources[0][0] is not None
+    placed[target] = _place(np.stack(arrays) if stacked else arrays[0], targets[target])
+    del arrays
+  logging.info("weights: %s, placed one parameter at a time", path)
+  return traverse_util.unflatten_dict(placed)
 
 
 def _restore_sharded(path: pathlib.Path, config: T5Config, shardings: PyTree):
