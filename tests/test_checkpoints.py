@@ -179,8 +179,11 @@ def test_a_corrupted_newest_checkpoint_is_set_aside_and_training_resumes(tmp_pat
   """Issue 15: truncating a file of the newest committed step and rerunning the same
   `flan-tune train` command resumes from the step before, saying so in one line; eval
   given the run does the same; with no readable step left, exit code 2 and one error."""
+  import jax
+
   import training_runs as runs_lib
-  from flan_tune.runtime import model_setup
+  from flan_tune.model import network
+  from flan_tune.runtime import model_setup, partitioning
 
   initial, run = tmp_path / "initial", tmp_path / "run"
   runs_lib.write_initial_checkpoint(initial)
@@ -198,10 +201,16 @@ def test_a_corrupted_newest_checkpoint_is_set_aside_and_training_resumes(tmp_pat
   assert (run / "checkpoints" / "4.unreadable-0").is_dir()
   assert [row["step"] for row in runs_lib.metrics(run)][-3:] == [4, 5, 6]  # again from 2
 
-  # eval given the run falls back too (it reads only params: cut every file)
+  # eval and infer given the run fall back too (they read only params: cut every file),
+  # restoring into their shardings
   _truncate_a_data_file(run / "checkpoints" / "6", every=True)
   config = model_setup.initial_config(str(run))
-  model_setup.load_params(str(run), config)
+  mesh_config = partitioning.MeshConfig(data=1)
+  shardings = partitioning.param_shardings(
+      mesh_config.make_mesh(jax.devices()[:1]), mesh_config.axis_rules(),
+      network.abstract_variables(network.T5(config))["params"])
+  params = model_setup.load_initial_params(str(run), config, shardings)
+  assert jax.tree.structure(params) == jax.tree.structure(shardings)
   assert model_setup.checkpoint_step(str(run)) == 4
   assert (run / "checkpoints" / "6.unreadable-0").is_dir()
 
