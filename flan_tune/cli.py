@@ -243,9 +243,31 @@ def export_hf_command(args) -> int:
   from flan_tune.model import checkpoint
   from flan_tune.model import hf
 
-  config, params = checkpoint.load_model(args.checkpoint)
+  from flan_tune.model import peft as peft_lib
+  from flan_tune.runtime import model_setup
+
+  recorded = model_setup.read_peft(args.checkpoint)
+  if recorded is None:
+    if args.adapter:
+      raise FlanTuneError(f"--adapter: {args.checkpoint} is not a LoRA run (no "
+                          f"{model_setup.PEFT_FILE})")
+    config, params = checkpoint.load_model(args.checkpoint)
+    vocabulary = checkpoint.vocabulary_file(args.checkpoint)
+  else:
+    config = model_setup.initial_config(args.checkpoint, "export-hf CHECKPOINT")
+    peft, trained, params = model_setup.load_peft_run_on_host(args.checkpoint, config)
+    if peft.method != "lora":
+      raise FlanTuneError(f"{args.checkpoint} trained a soft prompt, which a transformers "
+                          "T5 cannot hold; evaluate or serve it with flan-tune")
+    if args.adapter:
+      hf.export_peft_adapter(config, peft, trained, args.adapter,
+                             base_model=os.path.abspath(args.out))
+      print(f"LoRA adapters -> {args.adapter} (adapter_config.json, "
+            "adapter_model.safetensors)")
+    else:
+      params = peft_lib.merge_lora(peft_lib.merge(trained, params), peft)
+    vocabulary = checkpoint.vocabulary_file(recorded[1])
   hf.export_hf(config, params, args.out)
-  vocabulary = checkpoint.vocabulary_file(args.checkpoint)
   if vocabulary is not None:
     shutil.copyfile(vocabulary, os.path.join(args.out, hf.SPIECE_FILE))
   print(f"exported {args.checkpoint} -> {args.out} (config.json, model.safetensors"
@@ -452,8 +474,11 @@ def build_parser() -> argparse.ArgumentParser:
   import_hf.set_defaults(run=import_hf_command)
   export_hf = commands.add_parser(
       "export-hf", help="write a flan-tune model as a transformers T5 checkpoint directory")
-  export_hf.add_argument("checkpoint", help="flan-tune model directory (from import-hf)")
+  export_hf.add_argument("checkpoint", help="flan-tune model directory (from import-hf), or a "
+                         "LoRA run (its adapters merged into the weights)")
   export_hf.add_argument("out", help="directory for config.json + model.safetensors")
+  export_hf.add_argument("--adapter", help="with a LoRA run: write its adapters here as a "
+                         "Hugging Face PEFT adapter directory, and the unmerged base to OUT")
   export_hf.set_defaults(run=export_hf_command)
   train = commands.add_parser(
       "train", help="train or fine-tune a T5 as gin configures it (T5X conventions)",

@@ -14,7 +14,6 @@ import jax
 
 from flan_tune.evaluation import results as results_lib
 from flan_tune.evaluation.evaluator import EvalConfig, Evaluator
-from flan_tune.model import network
 from flan_tune.model.config import T5Config
 from flan_tune.runtime import model_setup, partitioning
 from flan_tune.runtime.model import EncoderDecoderModel
@@ -38,8 +37,9 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQUIRED
   base = model_setup.initial_config(checkpoint_path, "evaluate.checkpoint_path")
   config = model_setup.reconcile(T5Config(), model_setup.gin_bound_fields(), base,
                                  f"checkpoint {checkpoint_path!r}")
-  evaluator = Evaluator(eval_config, EncoderDecoderModel(network.T5(config)), output_dir,
-                        mesh_config.make_mesh(), mesh_config.axis_rules())
+  model = EncoderDecoderModel(model_setup.network_for(checkpoint_path, config))
+  evaluator = Evaluator(eval_config, model, output_dir, mesh_config.make_mesh(),
+                        mesh_config.axis_rules())
   params = model_setup.load_initial_params(checkpoint_path, config,
                                            evaluator.sharded.param_shardings)
   step = model_setup.checkpoint_step(checkpoint_path)

@@ -18,7 +18,6 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 
 from flan_tune.errors import FlanTuneError, SourceError
-from flan_tune.model import network
 from flan_tune.model.config import T5Config
 from flan_tune.runtime import partitioning
 from flan_tune.runtime.model import EncoderDecoderModel, ShardedModel
@@ -66,7 +65,8 @@ def load_model(checkpoint_path: str, lengths: dict, options: DecodeOptions,
   config = model_setup.reconcile(T5Config(), model_setup.gin_bound_fields(), base,
                                  f"checkpoint {checkpoint_path!r}")
   mesh_config = mesh_config or partitioning.MeshConfig()
-  sharded = ShardedModel(EncoderDecoderModel(network.T5(config)), lengths["targets"],
+  sharded = ShardedModel(EncoderDecoderModel(model_setup.network_for(checkpoint_path, config)),
+                         lengths["targets"],
                          mesh_config.make_mesh(), mesh_config.axis_rules(),
                          **options.generate_kwargs())
   return sharded, model_setup.load_initial_params(checkpoint_path, config,

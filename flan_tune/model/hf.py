@@ -27,6 +27,7 @@ import safetensors.numpy
 from flan_tune.errors import CheckpointError
 from flan_tune.model import network
 from flan_tune.model.config import T5Config
+from flan_tune.model.peft import PeftConfig
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -297,6 +298,39 @@ def export_hf(config: T5Config, params: Params, directory: str | os.PathLike) ->
   with open(directory / "generation_config.json", "w") as f:
     json.dump({"decoder_start_token_id": 0, "eos_token_id": 1, "pad_token_id": 0}, f, indent=2)
   safetensors.numpy.save_file(tensors, directory / WEIGHTS_FILE, metadata={"format": "pt"})
+
+
+def export_peft_adapter(config: T5Config, peft: PeftConfig, lora_params: Params,
+                        directory: str | os.PathLike, base_model: str) -> None:
+  """Writes LoRA adapters as a Hugging Face PEFT adapter directory (adapter_config.json +
+  adapter_model.safetensors) for the base model `export_hf` writes: PEFT's
+  `PeftModel.from_pretrained(base, directory)` then computes what flan-tune does.
+
+  lora_params: the adapters alone (lora_a (in, r) and lora_b (r, out) beside kernels),
+  scanned or not. PEFT stores A as (r, in) and B as (out, r)."""
+  directory = pathlib.Path(directory)
+  params = network.unbox(lora_params)
+  if "layers" in params.get("encoder", {}) or "layers" in params.get("decoder", {}):
+    params = network.unstack_layers(params)
+  names = {path: hf_name.removesuffix(".weight")
+           for hf_name, path, _ in parameter_mapping(config)}
+  tensors = {}
+  for path, array in _flatten(params).items():
+    kernel = path[:-1] + ("kernel",)
+    if path[-1] not in ("lora_a", "lora_b") or kernel not in names:
+      raise CheckpointError(f"{'/'.join(path)} is not a LoRA adapter of a T5 projection")
+    which = "lora_A" if path[-1] == "lora_a" else "lora_B"
+    tensors[f"base_model.model.{names[kernel]}.{which}.weight"] = np.ascontiguousarray(
+        np.asarray(array, np.float32).T)
+  directory.mkdir(parents=True, exist_ok=True)
+  with open(directory / "adapter_config.json", "w") as f:
+    json.dump({"peft_type": "LORA", "task_type": "SEQ_2_SEQ_LM", "r": peft.lora_rank,
+               "lora_alpha": peft.lora_alpha, "lora_dropout": peft.lora_dropout,
+               "target_modules": list(peft.lora_targets),
+               "bias": "none", "fan_in_fan_out": False, "inference_mode": True,
+               "base_model_name_or_path": base_model}, f, indent=2)
+  safetensors.numpy.save_file(tensors, directory / "adapter_model.safetensors",
+                              metadata={"format": "pt"})
 
 
 # --- vocabulary ----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ AMX it is the only form XLA sends to the bfloat16 matrix units (bfloat16 -> bflo
 dots ran at float32 speed, ~0.3 TFLOP/s against ~2 on a 2-core Sapphire Rapids VM).
 """
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable, Sequence
@@ -82,29 +83,66 @@ class Embed(nn.Module):
                       preferred_element_type=jnp.float32).astype(self.dtype)
 
 
+@dataclasses.dataclass(frozen=True)
+class Lora:
+  """Low-rank adapters on the projections named in `targets` (Hugging Face PEFT's T5 names:
+  q, k, v, o, wi, wi_0, wi_1, wo): W x + B A dropout(x) * alpha / rank."""
+
+  rank: int
+  alpha: float
+  dropout: float = 0.0
+  targets: tuple[str, ...] = ("q", "v")
+
+
+def lora_on(lora: Lora | None, name: str) -> Lora | None:
+  """`lora` where it targets the projection `name`, else None."""
+  return lora if lora is not None and name in lora.targets else None
+
+
+def _lora_a_init(key, shape, dtype=jnp.float32):
+  """PEFT's kaiming_uniform_(a=sqrt(5)) on A (rank, fan_in): uniform in +-1/sqrt(fan_in)."""
+  bound = 1.0 / math.sqrt(shape[0])
+  return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+
 class DenseGeneral(nn.Module):
   """A bias-free projection over `axis` to `features`, kernel stored 2-D as T5X does.
 
   The kernel is (prod(input dims), prod(features)) so q/k/v and out kernels are
   ("embed", "joined_kv") and ("joined_kv", "embed") and map one-to-one onto HF's Linear
-  weights (transposed)."""
+  weights (transposed). With `lora`, adapters lora_a (in, rank) and lora_b (rank, out)
+  take the kernel's logical axes on their outer sides."""
 
   features: int | tuple[int, ...]
   kernel_axes: tuple[str, str]
   axis: int | tuple[int, ...] = -1
   kernel_init: Initializer = fan_in_init()
   dtype: jnp.dtype = jnp.float32
+  lora: Lora | None = None
 
   @nn.compact
-  def __call__(self, x: Array) -> Array:
+  def __call__(self, x: Array, deterministic: bool = True) -> Array:
     features = _as_tuple(self.features)
     axis = tuple(a % x.ndim for a in _as_tuple(self.axis))
     if axis != tuple(range(x.ndim - len(axis), x.ndim)):
       raise ValueError(f"DenseGeneral contracts trailing axes only, got axis={self.axis}")
     rows, in_shape = x.shape[:x.ndim - len(axis)], x.shape[x.ndim - len(axis):]
+    shape = (math.prod(in_shape), math.prod(features))
     kernel = self.param("kernel", nn.with_logical_partitioning(self.kernel_init, self.kernel_axes),
-                        (math.prod(in_shape), math.prod(features)), jnp.float32)
-    y = matmul(x.reshape(rows + (-1,)), kernel, jnp.dtype(self.dtype))
+                        shape, jnp.float32)
+    x = x.reshape(rows + (-1,))
+    dtype = jnp.dtype(self.dtype)
+    y = matmul(x, kernel, dtype)
+    if self.lora is not None:
+      lora_a = self.param("lora_a", nn.with_logical_partitioning(
+          _lora_a_init, (self.kernel_axes[0], "lora_rank")), (shape[0], self.lora.rank),
+          jnp.float32)
+      lora_b = self.param("lora_b", nn.with_logical_partitioning(
+          nn.initializers.zeros, ("lora_rank", self.kernel_axes[1])), (self.lora.rank, shape[1]),
+          jnp.float32)
+      dropped = nn.Dropout(self.lora.dropout)(x, deterministic=deterministic)
+      update = matmul(matmul(dropped, lora_a, dtype), lora_b, dtype)
+      y = y + (update * (self.lora.alpha / self.lora.rank)).astype(dtype)
     return y.reshape(rows + features)
 
 
@@ -239,23 +277,26 @@ class MultiHeadAttention(nn.Module):
   d_kv: int
   dropout_rate: float = 0.0
   dtype: jnp.dtype = jnp.float32
+  lora: Lora | None = None
 
   @nn.compact
   def __call__(self, inputs_q: Array, inputs_kv: Array | None, position_bias: Array | None,
                mask: Array | None, *, deterministic: bool, cache: str | None = None,
                cache_index: Array | None = None, max_length: int | None = None) -> Array:
+    lora = functools.partial(lora_on, self.lora)
     projection = functools.partial(DenseGeneral, features=(self.num_heads, self.d_kv),
                                    kernel_axes=("embed", "joined_kv"), dtype=self.dtype)
     d_model = inputs_q.shape[-1]
     query_init = fan_in_init(1.0 / self.d_kv)  # std (d_model * d_kv)**-0.5, as HF/T5X
-    query = projection(kernel_init=query_init, name="query")(inputs_q)
-    key_layer = projection(name="key")
-    value_layer = projection(name="value")
+    query = projection(kernel_init=query_init, lora=lora("q"), name="query")(
+        inputs_q, deterministic)
+    key_layer = projection(lora=lora("k"), name="key")
+    value_layer = projection(lora=lora("v"), name="value")
     query = nn.with_logical_constraint(query, ("batch", "length", "heads", "kv"))
     if cache == "cross":
       key, value = self._cross_cache(key_layer, value_layer, inputs_kv)
     else:
-      key, value = key_layer(inputs_kv), value_layer(inputs_kv)
+      key, value = key_layer(inputs_kv, deterministic), value_layer(inputs_kv, deterministic)
       key = nn.with_logical_constraint(key, ("batch", "length", "heads", "kv"))
       value = nn.with_logical_constraint(value, ("batch", "length", "heads", "kv"))
     if cache == "self":
@@ -274,7 +315,7 @@ class MultiHeadAttention(nn.Module):
                           preferred_element_type=jnp.float32).astype(self.dtype)
     attended = nn.with_logical_constraint(attended, ("batch", "length", "heads", "kv"))
     return DenseGeneral(d_model, axis=(-2, -1), kernel_axes=("joined_kv", "embed"),
-                        dtype=self.dtype, name="out")(attended)
+                        dtype=self.dtype, lora=lora("o"), name="out")(attended, deterministic)
 
   def _self_cache(self, key: Array, value: Array, cache_index: Array | None,
                   max_length: int | None) -> tuple[Array, Array]:
@@ -317,17 +358,19 @@ class MlpBlock(nn.Module):
   activations: tuple[str, ...] = ("relu",)
   dropout_rate: float = 0.0
   dtype: jnp.dtype = jnp.float32
+  lora: Lora | None = None
 
   @nn.compact
   def __call__(self, x: Array, *, deterministic: bool) -> Array:
+    lora = functools.partial(lora_on, self.lora)
     hidden = None
     for index, activation in enumerate(self.activations):
       name = "wi" if len(self.activations) == 1 else f"wi_{index}"
       projected = DenseGeneral(self.d_ff, kernel_axes=("embed", "mlp"), dtype=self.dtype,
-                               name=name)(x)
+                               lora=lora(name), name=name)(x, deterministic)
       projected = _ACTIVATION_FNS[activation](projected)
       hidden = projected if hidden is None else hidden * projected
     hidden = nn.with_logical_constraint(hidden, ("batch", "length", "mlp"))
     hidden = nn.Dropout(self.dropout_rate)(hidden, deterministic=deterministic)
     return DenseGeneral(x.shape[-1], kernel_axes=("mlp", "embed"), dtype=self.dtype,
-                        name="wo")(hidden)
+                        lora=lora("wo"), name="wo")(hidden, deterministic)

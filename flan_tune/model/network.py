@@ -82,6 +82,7 @@ class EncoderLayer(nn.Module):
   config: T5Config
   deterministic: bool = True
   returns_carry: bool = False  # nn.scan wants (carry, output)
+  lora: layers.Lora | None = None
 
   @nn.compact
   def __call__(self, x: Array, position_bias: Array, mask: Array):
@@ -89,12 +90,13 @@ class EncoderLayer(nn.Module):
     dropout = functools.partial(nn.Dropout(cfg.dropout_rate), deterministic=self.deterministic)
     normed = layers.RMSNorm(cfg.layer_norm_epsilon, dtype, name="pre_attention_layer_norm")(x)
     attended = layers.MultiHeadAttention(cfg.num_heads, cfg.d_kv, cfg.dropout_rate, dtype,
-                                         name="attention")(
+                                         lora=self.lora, name="attention")(
         normed, normed, position_bias, mask, deterministic=self.deterministic)
     x = x + dropout(attended)
     normed = layers.RMSNorm(cfg.layer_norm_epsilon, dtype, name="pre_mlp_layer_norm")(x)
     x = x + dropout(layers.MlpBlock(cfg.d_ff, cfg.mlp_activations, cfg.dropout_rate, dtype,
-                                    name="mlp")(normed, deterministic=self.deterministic))
+                                    lora=self.lora, name="mlp")(
+        normed, deterministic=self.deterministic))
     x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
     return (x, None) if self.returns_carry else x
 
@@ -107,6 +109,7 @@ class DecoderLayer(nn.Module):
   decode: bool = False
   max_decode_length: int | None = None
   returns_carry: bool = False
+  lora: layers.Lora | None = None
 
   @nn.compact
   def __call__(self, y: Array, encoded: Array | None, position_bias: Array, self_mask: Array,
@@ -114,7 +117,7 @@ class DecoderLayer(nn.Module):
     cfg, dtype = self.config, self.config.activation_dtype
     dropout = functools.partial(nn.Dropout(cfg.dropout_rate), deterministic=self.deterministic)
     attention = functools.partial(layers.MultiHeadAttention, cfg.num_heads, cfg.d_kv,
-                                  cfg.dropout_rate, dtype)
+                                  cfg.dropout_rate, dtype, lora=self.lora)
     normed = layers.RMSNorm(cfg.layer_norm_epsilon, dtype, name="pre_self_attention_layer_norm")(y)
     attended = attention(name="self_attention")(
         normed, normed, position_bias, self_mask, deterministic=self.deterministic,
@@ -129,7 +132,8 @@ class DecoderLayer(nn.Module):
     y = y + dropout(attended)
     normed = layers.RMSNorm(cfg.layer_norm_epsilon, dtype, name="pre_mlp_layer_norm")(y)
     y = y + dropout(layers.MlpBlock(cfg.d_ff, cfg.mlp_activations, cfg.dropout_rate, dtype,
-                                    name="mlp")(normed, deterministic=self.deterministic))
+                                    lora=self.lora, name="mlp")(
+        normed, deterministic=self.deterministic))
     y = nn.with_logical_constraint(y, ("batch", "length", "embed"))
     return (y, None) if self.returns_carry else y
 
@@ -161,13 +165,18 @@ def _run_layers(layer_cls: type[nn.Module], num_layers: int, x: Array,
 class Encoder(nn.Module):
   config: T5Config
   shared_embedding: nn.Module
+  prompt_length: int = 0
+  lora: layers.Lora | None = None
 
   @nn.compact
   def __call__(self, encoder_input_tokens: Array, encoder_segment_ids: Array | None = None,
                encoder_positions: Array | None = None, *, deterministic: bool) -> Array:
     cfg = self.config
-    length = encoder_input_tokens.shape[1]
     x = self.shared_embedding(encoder_input_tokens)
+    if self.prompt_length:
+      x = self._prepend_prompt(x, encoder_segment_ids, encoder_positions)
+      encoder_input_tokens = with_prompt_slots(encoder_input_tokens, self.prompt_length)
+    length = encoder_input_tokens.shape[1]
     x = nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
     x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
     valid = encoder_input_tokens > 0
@@ -177,14 +186,27 @@ class Encoder(nn.Module):
         cfg.relative_attention_num_buckets, cfg.relative_attention_max_distance, cfg.num_heads,
         bidirectional=True, dtype=cfg.activation_dtype, name="relpos_bias")(positions, positions)
     x = _run_layers(EncoderLayer, cfg.num_encoder_layers, x, position_bias, mask,
-                    config=cfg, deterministic=deterministic)
+                    config=cfg, deterministic=deterministic, lora=self.lora)
     x = layers.RMSNorm(cfg.layer_norm_epsilon, cfg.activation_dtype, name="encoder_norm")(x)
     return nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
+
+  def _prepend_prompt(self, x: Array, segment_ids: Array | None,
+                      positions: Array | None) -> Array:
+    """The soft prompt (flan_tune.model.peft) before every row's embedded tokens."""
+    if segment_ids is not None or positions is not None:
+      raise ValueError("a soft prompt needs unpacked rows (TrainInput.pack=False): with "
+                       "packing one prompt would serve several examples")
+    prompt = self.param("prompt", nn.with_logical_partitioning(
+        _uniform_prompt_init, ("prompt_length", "prompt_embed")),
+        (self.prompt_length, x.shape[-1]), jnp.float32)
+    prompt = jnp.broadcast_to(prompt.astype(x.dtype), (x.shape[0],) + prompt.shape)
+    return jnp.concatenate([prompt, x], axis=1)
 
 
 class Decoder(nn.Module):
   config: T5Config
   shared_embedding: nn.Module
+  lora: layers.Lora | None = None
 
   @nn.compact
   def __call__(self, encoded: Array | None, encoder_input_tokens: Array | None,
@@ -231,7 +253,7 @@ class Decoder(nn.Module):
     y = nn.with_logical_constraint(y, ("batch", "length", "embed"))
     y = _run_layers(DecoderLayer, cfg.num_decoder_layers, y, encoded, position_bias,
                     self_mask, cross_mask, cache_index, config=cfg, deterministic=deterministic,
-                    decode=decode, max_decode_length=max_decode_length)
+                    decode=decode, max_decode_length=max_decode_length, lora=self.lora)
     y = layers.RMSNorm(cfg.layer_norm_epsilon, cfg.activation_dtype, name="decoder_norm")(y)
     y = nn.Dropout(cfg.dropout_rate)(y, deterministic=deterministic)
     if cfg.tie_word_embeddings:
@@ -244,15 +266,20 @@ class Decoder(nn.Module):
 
 
 class T5(nn.Module):
-  """T5 encoder-decoder; `__call__` returns logits (batch, target length, vocab)."""
+  """T5 encoder-decoder; `__call__` returns logits (batch, target length, vocab).
+
+  `prompt_length` > 0 adds a soft prompt (encoder/prompt) and `lora` low-rank adapters:
+  see flan_tune.model.peft."""
 
   config: T5Config
+  prompt_length: int = 0
+  lora: layers.Lora | None = None
 
   def setup(self):
     cfg = self.config
     self.token_embedder = layers.Embed(cfg.vocab_size, cfg.d_model, cfg.activation_dtype)
-    self.encoder = Encoder(cfg, self.token_embedder)
-    self.decoder = Decoder(cfg, self.token_embedder)
+    self.encoder = Encoder(cfg, self.token_embedder, self.prompt_length, self.lora)
+    self.decoder = Decoder(cfg, self.token_embedder, self.lora)
 
   def encode(self, encoder_input_tokens: Array, encoder_segment_ids: Array | None = None,
              encoder_positions: Array | None = None, *, enable_dropout: bool = True) -> Array:
@@ -267,6 +294,8 @@ class T5(nn.Module):
              decode: bool = False, max_decode_length: int | None = None) -> Array:
     """Decoder logits. Teacher forcing by default; with `decode=True` it reads and
     writes the "cache" collection (see flan_tune.model.inference)."""
+    if self.prompt_length and encoder_input_tokens is not None:
+      encoder_input_tokens = with_prompt_slots(encoder_input_tokens, self.prompt_length)
     return self.decoder(encoded, encoder_input_tokens, decoder_input_tokens,
                         decoder_target_tokens, encoder_segment_ids, decoder_segment_ids,
                         decoder_positions, deterministic=not enable_dropout, decode=decode,
@@ -281,6 +310,17 @@ class T5(nn.Module):
     return self.decode(encoded, encoder_input_tokens, decoder_input_tokens,
                        decoder_target_tokens, encoder_segment_ids, decoder_segment_ids,
                        decoder_positions, enable_dropout=enable_dropout)
+
+
+def _uniform_prompt_init(key, shape, dtype=jnp.float32):
+  """Lester et al.'s random initialisation, uniform in [-0.5, 0.5]."""
+  return jax.random.uniform(key, shape, dtype, -0.5, 0.5)
+
+
+def with_prompt_slots(tokens: Array, prompt_length: int) -> Array:
+  """Encoder token ids with `prompt_length` non-padding slots in front, for the masks of a
+  prompted encoder output."""
+  return jnp.pad(tokens, ((0, 0), (prompt_length, 0)), constant_values=1)
 
 
 def init_variables(model: T5, rng: Array, *, batch_size: int = 1, encoder_length: int = 1,

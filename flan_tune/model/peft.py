@@ -50,7 +50,7 @@ class PeftConfig:
   prompt_init: str = "vocab"
   prompt_labels: tuple[str, ...] = ()   # class-label words, for prompt_init="labels"
   lora_rank: int = 8
-  lora_alpha: float = 16.0
+  lora_alpha: float = 8.0
   lora_dropout: float = 0.0
   lora_targets: tuple[str, ...] = ("q", "v")
 

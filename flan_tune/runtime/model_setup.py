@@ -10,6 +10,10 @@ INITIAL_CHECKPOINT_PATH may be a flan-tune model directory (`flan-tune import-hf
 one), a transformers T5 directory (config.json + *.safetensors), or another training
 run: its MODEL_DIR (latest complete step) or one `checkpoints/<step>` directory. From a
 run only the params are read, never its optimizer state or data position.
+
+A parameter-efficient run (flan_tune.model.peft) checkpoints only what it trains and
+records in MODEL_DIR/peft.json its method and the pretrained model it tunes; loading it
+reads that model and the run's trained parameters, merged.
 """
 
 import dataclasses
@@ -25,11 +29,12 @@ import numpy as np
 from flax import traverse_util
 
 from flan_tune.errors import CheckpointError, ModelConfigError
-from flan_tune.model import checkpoint, network
+from flan_tune.model import checkpoint, network, peft as peft_lib
 from flan_tune.model.config import T5Config
 from flan_tune.runtime import checkpoints
 
 RUN_CONFIG_FILE = checkpoint.CONFIG_FILE  # MODEL_DIR/config.json, as in a model directory
+PEFT_FILE = "peft.json"
 
 PyTree = Any
 
@@ -80,6 +85,34 @@ def write_run_config(model_dir: str | os.PathLike, config: T5Config) -> None:
   if jax.process_index() == 0:
     path = pathlib.Path(model_dir) / RUN_CONFIG_FILE
     path.write_text(json.dumps(dataclasses.asdict(config), indent=2))
+
+
+def write_peft(model_dir: str | os.PathLike, peft: peft_lib.PeftConfig, base: str) -> None:
+  """Records a parameter-efficient run's method and its pretrained model (process 0)."""
+  if jax.process_index() == 0:
+    path = pathlib.Path(model_dir) / PEFT_FILE
+    path.write_text(json.dumps({"peft": peft.to_json(), "base": os.path.abspath(base)},
+                               indent=2))
+
+
+def read_peft(path: str | os.PathLike) -> tuple[peft_lib.PeftConfig, str] | None:
+  """(method, pretrained model) of the parameter-efficient run `path` points into, or None."""
+  run = _run_directory(pathlib.Path(path))
+  file = run / PEFT_FILE if run is not None else None
+  if file is None or not file.is_file():
+    return None
+  try:
+    recorded = json.loads(file.read_text())
+    return peft_lib.PeftConfig.from_json(recorded["peft"]), recorded["base"]
+  except (json.JSONDecodeError, KeyError, TypeError) as e:
+    raise ModelConfigError(f"{file}: not a flan-tune PEFT record ({e})") from None
+
+
+def network_for(path: str | os.PathLike, config: T5Config) -> network.T5:
+  """The network a checkpoint's params fit: with the soft prompt or adapters of a
+  parameter-efficient run."""
+  recorded = read_peft(path)
+  return recorded[0].network(config) if recorded else network.T5(config)
 
 
 def _run_directory(path: pathlib.Path) -> pathlib.Path | None:
@@ -146,6 +179,9 @@ def load_initial_params(path: str | os.PathLike, config: T5Config,
   into the shardings through Orbax: each process reads only its devices' pieces. Others
   (a transformers directory, a layer layout to convert) are read on the host, and each
   process hands JAX only the pieces its devices hold."""
+  recorded = read_peft(path)
+  if recorded is not None:
+    return _load_peft_run(path, *recorded, config, shardings)
   restored = _restore_sharded(pathlib.Path(path), config, shardings)
   if restored is not None:
     return restored
@@ -179,6 +215,32 @@ def _place_hf(path, config: T5Config, shardings: PyTree) -> PyTree:
     del arrays
   logging.info("weights: %s, placed one parameter at a time", path)
   return traverse_util.unflatten_dict(placed)
+
+
+def _load_peft_run(path, peft: peft_lib.PeftConfig, base: str, config: T5Config,
+                   shardings: PyTree) -> PyTree:
+  """A parameter-efficient run's pretrained model and trained parameters, merged."""
+  if initial_config(path).scan_layers != config.scan_layers:
+    raise ModelConfigError(f"{path}: a {peft.method} run restores in the layer layout it "
+                           "trained in; set T5Config.scan_layers as it was")
+  frozen = peft_lib.split(shardings, peft)[1]
+  abstract = network.unbox(network.abstract_variables(peft.network(config)))["params"]
+  target = peft_lib.split(jax.tree.map(
+      lambda x, s: jax.ShapeDtypeStruct(x.shape, np.float32, sharding=s), abstract, shardings),
+      peft)[0]
+  step, trained = checkpoints.restore_latest_params(path, target, sharded=True)
+  logging.info("weights: %s of %s on %s", peft.method, step, base)
+  return peft_lib.merge(trained, load_initial_params(base, config, frozen))
+
+
+def load_peft_run_on_host(path: str | os.PathLike, config: T5Config
+                          ) -> tuple[peft_lib.PeftConfig, PyTree, PyTree]:
+  """(method, trained parameters, pretrained parameters) of a parameter-efficient run,
+  as host arrays (for export)."""
+  peft, base = read_peft(path)
+  abstract = network.unbox(network.abstract_variables(peft.network(config)))["params"]
+  _, trained = checkpoints.restore_latest_params(path, peft_lib.split(abstract, peft)[0])
+  return peft, trained, load_params(base, config)
 
 
 def _restore_sharded(path: pathlib.Path, config: T5Config, shardings: PyTree):

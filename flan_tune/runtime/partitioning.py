@@ -29,7 +29,8 @@ Rules = tuple[tuple[str, str | tuple[str, ...] | None], ...]
 
 MESH_AXES = ("data", "model")
 
-# Names that never shard: sequence positions, relative-position buckets, scanned layers.
+# Names that never shard: sequence positions, relative-position buckets, scanned layers,
+# the soft prompt and LoRA's rank (flan_tune.model.peft).
 _UNSHARDED_RULES: Rules = (
     ("length", None),
     ("relpos_buckets", None),
@@ -37,6 +38,9 @@ _UNSHARDED_RULES: Rules = (
     ("layers", None),
     ("stack", None),
     ("mlp_activations", None),
+    ("prompt_length", None),
+    ("prompt_embed", None),
+    ("lora_rank", None),
 )
 
 # T5X standard 1-D rules: data parallelism on the batch, Megatron-style model parallelism

@@ -31,7 +31,8 @@ import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from flan_tune.errors import FlanTuneError
-from flan_tune.model import flops, network
+from flan_tune.mixtures import builder
+from flan_tune.model import flops, network, peft as peft_lib
 from flan_tune.model.config import T5Config
 from flan_tune.runtime import checkpoints, model_setup, partitioning
 from flan_tune.runtime.model import EncoderDecoderModel
@@ -128,7 +129,8 @@ def train(model_dir: str = gin.REQUIRED, *,
           loss_normalization: str = "tokens",
           log_every: int = 10,
           evaluation=None,
-          peak_flops_per_device: float | None = None) -> train_state.TrainState:
+          peak_flops_per_device: float | None = None,
+          peft: peft_lib.PeftConfig | None = None) -> train_state.TrainState:
   """Trains until the state has `train_steps` updates; returns the final state.
 
   `optimizer` is a factory taking `learning_rate_schedule` (gin: `@adafactor`, not
@@ -141,14 +143,18 @@ def train(model_dir: str = gin.REQUIRED, *,
   started with the model, MODEL_DIR, mesh and rules and called after every step with
   (step, params, final); training knows nothing more of evaluation.
   `peak_flops_per_device` is MFU's denominator; None takes the bfloat16 peak of a known
-  TPU or GPU (flops.peak_flops_per_device) and reports no MFU elsewhere."""
+  TPU or GPU (flops.peak_flops_per_device) and reports no MFU elsewhere.
+  `peft` (gin: `@PeftConfig()`, runs/prompt_tuning.gin, runs/lora.gin) trains a soft
+  prompt or LoRA adapters on the frozen initial checkpoint instead of every parameter."""
   if train_steps < 0:
     raise FlanTuneError(f"train.train_steps={train_steps} must be >= 0")
   train_input = train_input or TrainInput()
   mesh_config = mesh_config or partitioning.MeshConfig()
   checkpoint_config = checkpoint_config or checkpoints.CheckpointConfig()
+  peft = peft or peft_lib.PeftConfig()
 
   # Everything that can be wrong with the launch fails here, before any work.
+  base = _pretrained_model(model_dir, peft, initial_checkpoint_path, train_input)
   config = _model_config(model_dir, initial_checkpoint_path)
   check_fits_model(train_input, config.vocab_size,
                    model_setup.initial_vocabulary_file(initial_checkpoint_path))
@@ -159,21 +165,24 @@ def train(model_dir: str = gin.REQUIRED, *,
   os.makedirs(model_dir, exist_ok=True)
   checkpointer = None
   try:
-    model = EncoderDecoderModel(network.T5(config), z_loss, loss_normalization)
+    model = EncoderDecoderModel(peft.network(config), z_loss, loss_normalization)
     tx = optimizer(learning_rate_schedule=learning_rate_schedule)
-    shardings = train_state.state_shardings(mesh, rules, model.network, tx)
+    shardings = train_state.state_shardings(mesh, rules, model.network, tx, peft)
     checkpointer = checkpoints.Checkpointer(model_dir, checkpoint_config)
     model_setup.write_run_config(model_dir, config)
-    if checkpointer.latest_step() is None and initial_checkpoint_path:
-      params = model_setup.load_initial_params(initial_checkpoint_path, config,
-                                               shardings.params)
-      state = train_state.from_params(params, tx, shardings)
-    elif checkpointer.latest_step() is None:
-      state = train_state.create(model.network, tx, jax.random.key(seed), shardings)
+    if peft.frozen_base:
+      model_setup.write_peft(model_dir, peft, base)
+    if checkpointer.latest_step() is None:
+      state = _first_state(model.network, tx, shardings, peft, base, config, seed, train_input)
     else:
-      target = checkpoints.abstract_like(train_state.abstract_state(model.network, tx), shardings)
+      target = checkpoints.abstract_like(
+          train_state.abstract_state(model.network, tx, peft).checkpointed(),
+          shardings.checkpointed())
       state, data_state = checkpointer.restore(target)
       data.restore(data_state)
+      if peft.frozen_base:
+        state = state.replace(frozen=model_setup.load_initial_params(base, config,
+                                                                     shardings.frozen))
     step = int(state.step)
     logging.info("training from step %d to %d in %s", step, train_steps, model_dir)
     step_fn = trainer.compile_train_step(
@@ -201,6 +210,58 @@ def train(model_dir: str = gin.REQUIRED, *,
     # A live tf.data iterator over an infinite stream can block interpreter exit.
     del data
   return state
+
+
+def _pretrained_model(model_dir: str, peft: peft_lib.PeftConfig,
+                      initial_checkpoint_path: str | None, train_input: TrainInput
+                      ) -> str | None:
+  """The checkpoint a run starts from: for parameter-efficient tuning, the one its
+  MODEL_DIR recorded (a resumed run) or the initial checkpoint, which must be given."""
+  recorded = model_setup.read_peft(model_dir)
+  if recorded is not None and recorded[0] != peft:
+    raise FlanTuneError(f"{model_dir} was trained with {recorded[0]}; gin now gives {peft}")
+  if not peft.frozen_base:
+    return initial_checkpoint_path
+  if peft.method == "prompt" and train_input.pack:
+    raise FlanTuneError("PeftConfig.method='prompt' needs TrainInput.pack=False: a packed row "
+                        "would share one prompt among several examples")
+  base = recorded[1] if recorded is not None else initial_checkpoint_path
+  if not base:
+    raise FlanTuneError(f"PeftConfig.method={peft.method!r} tunes a pretrained model: set "
+                        "train.initial_checkpoint_path (INITIAL_CHECKPOINT_PATH)")
+  return base
+
+
+def _first_state(model: network.T5, tx, shardings: train_state.TrainState,
+                 peft: peft_lib.PeftConfig, base: str | None, config: T5Config, seed: int,
+                 train_input: TrainInput) -> train_state.TrainState:
+  """Step 0: the initial checkpoint (and the parameters `peft` adds), or random weights."""
+  rng = jax.random.key(seed)
+  if base is None:
+    return train_state.create(model, tx, rng, shardings, peft)
+  if not peft.frozen_base:
+    params = model_setup.load_initial_params(base, config, shardings.params)
+    return train_state.from_params(params, tx, shardings)
+  frozen = model_setup.load_initial_params(base, config, shardings.frozen)
+  params = train_state.new_parameters(model, frozen, rng, shardings.model_params(), peft)
+  if peft.method == "prompt":
+    params["encoder"]["prompt"] = _initial_prompt(peft, frozen, rng, train_input,
+                                                   shardings.params["encoder"]["prompt"])
+  return train_state.from_params(params, tx, shardings, peft)
+
+
+def _initial_prompt(peft: peft_lib.PeftConfig, frozen, rng, train_input: TrainInput,
+                    sharding: NamedSharding) -> jax.Array:
+  """The soft prompt's first value (peft.initial_prompt), replicated as `sharding` says."""
+  embedding = frozen["token_embedder"]["embedding"]
+  gathered = jax.jit(lambda x: x, out_shardings=NamedSharding(sharding.mesh, P()))(embedding)
+  vocabulary = None
+  if peft.prompt_init == "labels":
+    vocabulary = builder.registered_provider(
+        train_input.mixture_or_task_name,
+        "TrainInput.mixture_or_task_name").output_features["inputs"].vocabulary
+  prompt = peft_lib.initial_prompt(peft, np.asarray(gathered), rng, vocabulary)
+  return jax.make_array_from_callback(prompt.shape, sharding, lambda index: prompt[index])
 
 
 def _model_config(model_dir: str, initial_checkpoint_path: str | None) -> T5Config:
@@ -235,16 +296,16 @@ def _run_loop(state, step, train_steps, step_fn, data, checkpointer, mesh, rules
         saving = checkpointer.should_save(step)
         if saving or stopping or step == train_steps or step % max(reporter.every, 1) == 0:
           pending.flush()
-        if saving and checkpointer.save(step, state, data.state()):
+        if saving and checkpointer.save(step, state.checkpointed(), data.state()):
           last_saved = step
         if evaluate is not None:  # a save in flight continues in the background
-          evaluate(step, state.params, final=step == train_steps)
+          evaluate(step, state.model_params(), final=step == train_steps)
         if stopping:
           break
       if step < train_steps:
         print(f"stopping at step {step} on SIGTERM", flush=True)
       if step != last_saved:
-        checkpointer.save(step, state, data.state(), force=True)
+        checkpointer.save(step, state.checkpointed(), data.state(), force=True)
   finally:
     reporter.close()
   return state

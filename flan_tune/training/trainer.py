@@ -27,6 +27,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from flan_tune.errors import NonFiniteLossError
+from flan_tune.model import peft
 from flan_tune.runtime import partitioning
 from flan_tune.runtime.model import EncoderDecoderModel
 from flan_tune.training.train_state import TrainState
@@ -70,34 +71,35 @@ def make_train_step(model: EncoderDecoderModel, optimizer: optax.GradientTransfo
   if num_microbatches < 1:
     raise ValueError(f"num_microbatches must be >= 1, got {num_microbatches}")
 
-  def sums_fn(params, microbatch, dropout_rng):
-    sums = model.loss_sums(params, microbatch, dropout_rng if dropout else None)
+  def sums_fn(params, frozen, microbatch, dropout_rng):
+    sums = model.loss_sums(peft.merge(params, frozen), microbatch,
+                           dropout_rng if dropout else None)
     return sums["loss"], sums
 
-  grad_fn = jax.grad(sums_fn, has_aux=True)
+  grad_fn = jax.grad(sums_fn, has_aux=True)  # only the trainable params' gradients
 
-  def accumulate(params, batch, dropout_rng):
+  def accumulate(params, frozen, batch, dropout_rng):
     """(summed gradients, summed loss_sums) over the microbatches."""
     if num_microbatches == 1:
-      return grad_fn(params, batch, dropout_rng)
+      return grad_fn(params, frozen, batch, dropout_rng)
     microbatches = split_microbatches(batch, num_microbatches)
 
     def body(carry, inputs):
       index, microbatch = inputs
-      grads, sums = grad_fn(params, _logical_batch_constraint(microbatch),
+      grads, sums = grad_fn(params, frozen, _logical_batch_constraint(microbatch),
                             jax.random.fold_in(dropout_rng, index))
       return jax.tree.map(jnp.add, carry, (grads, sums)), None
 
     first = jax.tree.map(lambda x: x[0], microbatches)
     zeros = jax.tree.map(jnp.zeros_like,
-                         jax.eval_shape(grad_fn, params, first, dropout_rng))
+                         jax.eval_shape(grad_fn, params, frozen, first, dropout_rng))
     (grads, sums), _ = jax.lax.scan(
         body, zeros, (jnp.arange(num_microbatches), microbatches))
     return grads, sums
 
   def train_step(state: TrainState, batch: Batch, rng: Array):
     dropout_rng = jax.random.fold_in(rng, state.step)
-    grads, sums = accumulate(state.params, batch, dropout_rng)
+    grads, sums = accumulate(state.params, state.frozen, batch, dropout_rng)
     divisor = model.denominator(sums)
     grads = jax.tree.map(lambda g: g / divisor, grads)
     _, metrics = model.normalize(sums)
