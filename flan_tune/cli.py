@@ -364,6 +364,9 @@ def plan_command(args) -> int:
   import dataclasses
   import json
 
+  import functools
+
+  from flan_tune.model import peft as peft_lib
   from flan_tune.model.config import T5Config
   from flan_tune.runtime import partitioning
   from flan_tune.training import memory_plan
@@ -386,8 +389,9 @@ def plan_command(args) -> int:
   except argparse.ArgumentTypeError as e:
     raise FlanTuneError(f"--lengths: {e}") from None
   config = T5Config()
-  result = memory_plan.plan(
-      config, _plan_optimizer(args.optimizer), mesh,
+  gin_peft = peft_lib.PeftConfig()  # runs/lora.gin or runs/prompt_tuning.gin bind it
+  plan = functools.partial(
+      memory_plan.plan, config, _plan_optimizer(args.optimizer), mesh,
       args.rules or _gin_value("MeshConfig.rules", "standard"),
       int(_plan_setting(args.batch_size, "TrainInput.batch_size", "--batch_size")), lengths,
       num_microbatches=int(args.num_microbatches if args.num_microbatches is not None
@@ -395,7 +399,11 @@ def plan_command(args) -> int:
       device_memory=(memory_plan.parse_memory(args.device_memory)
                      if args.device_memory else None),
       headroom=args.headroom)
+  result = plan(peft=gin_peft)
   print(memory_plan.format_plan(result, config))
+  print()
+  print(memory_plan.format_methods([
+      plan(peft=dataclasses.replace(gin_peft, method=method)) for method in peft_lib.METHODS]))
   if args.json:
     with open(args.json, "w") as f:
       json.dump({**result.to_json(), "config": dataclasses.asdict(config)}, f, indent=2)

@@ -124,6 +124,12 @@ def clean_gin():
   gin.clear_config()
 
 
+def row_bytes(out: str, name: str) -> int:
+  """A row of the plan's per-device table."""
+  line = next(line for line in out.splitlines() if line.startswith(name + " "))
+  return int(line.split()[1].replace(",", ""))
+
+
 XXL = ["plan", "--gin_file=models/t5_1_1_xxl.gin", "--mesh=data=64,model=4",
        "--batch_size=512", "--lengths", "inputs=512,targets=128"]
 
@@ -176,8 +182,7 @@ def test_plan_takes_batch_and_lengths_from_a_run_gin(clean_gin, capsys):
   out = capsys.readouterr().out
   assert code == 0
   assert "batch 64 at inputs=512,targets=128" in out  # finetune.gin's macros
-  with_momentum = int(out.split("optimizer")[1].split()[0].replace(",", ""))
-  params = int(out.split("params")[2].split()[0].replace(",", ""))
+  with_momentum, params = row_bytes(out, "optimizer"), row_bytes(out, "params")
   assert with_momentum > params  # momentum is one float32 per parameter
 
 
@@ -191,3 +196,23 @@ def test_parse_memory(text, expected):
 def test_parse_mesh_defaults_missing_axes_to_one():
   assert memory_plan.parse_mesh("data=8") == {"data": 8, "model": 1}
   assert memory_plan.parse_mesh("model=4,data=2") == {"data": 2, "model": 4}
+
+
+def test_plan_reports_each_tuning_method(clean_gin, capsys, tmp_path):
+  """runs/lora.gin's plan, then the same run tuned each way: LoRA's and the prompt's
+  trained parameters alone carry optimizer state and gradients."""
+  out_file = tmp_path / "plan.json"
+  assert cli.main(XXL + ["--gin_file=runs/lora.gin", "--rules=fsdp",
+                         "--gin.PeftConfig.prompt_length=20",
+                         f"--json={out_file}"]) == 0
+  out = capsys.readouterr().out
+  saved = json.loads(out_file.read_text())
+  # rank 8 on q and v: 2 x 24 layers of (4096 + 4096) x 8 in the encoder and twice that
+  # (self- and cross-attention) in the decoder.
+  assert saved["method"] == "lora" and saved["trainable_params"] == 3 * 2 * 24 * 8192 * 8
+  assert "tuning lora: 9,437,184 trained params (0.0847%)" in out
+  rows = {line.split()[0]: line.split() for line in out.splitlines()[-3:]}
+  assert set(rows) == {"full", "prompt", "lora"}
+  assert rows["prompt"][1] == f"{20 * 4096:,}"
+  assert rows["full"][1] == f"{saved['num_params'] - saved['trainable_params']:,}"
+  assert saved["bytes"]["gradients"] < saved["bytes"]["params"] / 30

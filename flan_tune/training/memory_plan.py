@@ -9,12 +9,14 @@ parameters). Parameter and optimizer-state shapes come from `jax.eval_shape` of 
 model and optimizer initializers, so those two rows are exact; nothing is allocated.
 
 Rows, per device, in bytes:
-  params       float32 parameter shards (TrainState.params).
+  params       float32 parameter shards (TrainState.params, and .frozen under
+               parameter-efficient tuning).
   optimizer    optimizer-state shards plus the step counter: Adafactor's factored
-               v_row / v_col (replicated) and unfactored v, AdamW's mu and nu, ...
-  gradients    one float32 gradient per parameter, sharded like it (the step holds the
-               whole gradient tree before the update: its norm is a metric); with
-               microbatches, a second copy, the accumulator.
+               v_row / v_col (replicated) and unfactored v, AdamW's mu and nu, ...; for
+               the trained parameters only.
+  gradients    one float32 gradient per trained parameter, sharded like it (the step
+               holds the whole gradient tree before the update: its norm is a metric);
+               with microbatches, a second copy, the accumulator.
   batch        the step's int32 input features (packed: 3 encoder and 5 decoder ones).
   activations  analytic, see `activation_bytes`.
 The compiled step's arguments are params + optimizer + batch (less the (1,)-shaped
@@ -36,7 +38,7 @@ import optax
 from jax.sharding import AbstractMesh, AxisType
 
 from flan_tune.errors import FlanTuneError
-from flan_tune.model import network
+from flan_tune.model import peft as peft_lib
 from flan_tune.model.config import T5Config
 from flan_tune.runtime import features, partitioning
 from flan_tune.training import train_state
@@ -99,10 +101,13 @@ def shard_bytes(shapes: PyTree, shardings: PyTree) -> int:
 
 def state_bytes(shapes: train_state.TrainState,
                 shardings: train_state.TrainState) -> dict[str, int]:
-  """Exact per-device params / optimizer (+ step) bytes of an abstract state."""
-  return {"params": shard_bytes(shapes.params, shardings.params),
+  """Exact per-device params (trained and frozen) / optimizer (+ step) bytes of an
+  abstract state, and the trained params' alone."""
+  trained = shard_bytes(shapes.params, shardings.params)
+  return {"params": trained + shard_bytes(shapes.frozen, shardings.frozen),
           "optimizer": (shard_bytes(shapes.opt_state, shardings.opt_state)
-                        + shard_bytes(shapes.step, shardings.step))}
+                        + shard_bytes(shapes.step, shardings.step)),
+          "trained": trained}
 
 
 def batch_bytes(rows: int, lengths: Mapping[str, int]) -> int:
@@ -220,6 +225,8 @@ class MemoryPlan:
   device_memory: int | None
   headroom: float
   num_params: int
+  method: str = "full"
+  trainable_params: int = 0
 
   @property
   def total(self) -> int:
@@ -260,25 +267,31 @@ def check_inputs(mesh_shape: Mapping[str, int], batch_size: int, num_microbatche
 def plan(config: T5Config, optimizer: optax.GradientTransformation,
          mesh_shape: Mapping[str, int], rules: str, batch_size: int,
          lengths: Mapping[str, int], *, num_microbatches: int = 1,
-         device_memory: int | None = None, headroom: float = 0.1) -> MemoryPlan:
+         device_memory: int | None = None, headroom: float = 0.1,
+         peft: peft_lib.PeftConfig = train_state.FULL) -> MemoryPlan:
   """The per-device memory plan of one training configuration."""
   if rules not in partitioning.RULE_SETS:
     raise PlanError(f"rules {rules!r} (--rules or MeshConfig.rules) is not a rule set "
                     f"(choose from {', '.join(sorted(partitioning.RULE_SETS))})")
   rows = check_inputs(mesh_shape, batch_size, num_microbatches, headroom)
-  model = network.T5(config)
-  shapes = train_state.abstract_state(model, optimizer)
+  model = peft.network(config)
+  shapes = train_state.abstract_state(model, optimizer, peft)
   state = state_bytes(shapes, train_state.state_shardings(
-      abstract_mesh(mesh_shape), partitioning.axis_rules(rules), model, optimizer))
-  num_params = sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(shapes.params))
+      abstract_mesh(mesh_shape), partitioning.axis_rules(rules), model, optimizer, peft))
+  trained = state.pop("trained")
+  # The soft prompt lengthens every encoder row.
+  encoder = dict(lengths, inputs=lengths["inputs"] + (peft.prompt_length
+                                                       if peft.method == "prompt" else 0))
   sizes = {**state,
-           "gradients": state["params"] * (2 if num_microbatches > 1 else 1),
+           "gradients": trained * (2 if num_microbatches > 1 else 1),
            "batch": batch_bytes(batch_size // mesh_shape["data"], lengths),
-           "activations": activation_bytes(config, rows, lengths, mesh_shape["model"])}
+           "activations": activation_bytes(config, rows, encoder, mesh_shape["model"])}
   return MemoryPlan(mesh=dict(mesh_shape), rules=rules, batch_size=batch_size,
                     lengths=dict(lengths), num_microbatches=num_microbatches,
                     rows_per_device=rows, bytes=sizes, device_memory=device_memory,
-                    headroom=headroom, num_params=num_params)
+                    headroom=headroom,
+                    num_params=peft_lib.count(shapes.params) + peft_lib.count(shapes.frozen),
+                    method=peft.method, trainable_params=peft_lib.count(shapes.params))
 
 
 def format_bytes(value: int) -> str:
@@ -296,6 +309,8 @@ def format_plan(p: MemoryPlan, config: T5Config) -> str:
       f"T5 d_model={config.d_model} {config.num_encoder_layers}+{config.num_decoder_layers} "
       f"layers, {p.num_params / 1e9:.3g}B params; activations {config.dtype}, "
       f"remat {config.remat_policy}{', scanned' if config.scan_layers else ''}",
+      f"tuning {p.method}: {p.trainable_params:,} trained params "
+      f"({100 * p.trainable_params / max(p.num_params, 1):.3g}%)",
       f"mesh {mesh} ({math.prod(p.mesh.values())} devices), rules {p.rules}",
       f"batch {p.batch_size} at inputs={p.lengths['inputs']},targets={p.lengths['targets']}"
       f" in {p.num_microbatches} microbatch{'es' if p.num_microbatches > 1 else ''}: "
@@ -312,4 +327,15 @@ def format_plan(p: MemoryPlan, config: T5Config) -> str:
                  f"({format_bytes(p.usable)} usable): {'yes' if p.fits else 'NO'}"
                  f" ({format_bytes(abs(p.usable - p.total))} "
                  f"{'to spare' if p.fits else 'short'})")
+  return "\n".join(lines)
+
+
+def format_methods(plans: list[MemoryPlan]) -> str:
+  """The same run tuned each way: what trains and what each device holds."""
+  lines = [f"{'by method':<10}{'trained params':>18}{'optimizer':>12}{'gradients':>12}"
+           f"{'activations':>13}{'total':>12}"]
+  for p in plans:
+    lines.append(f"{p.method:<10}{p.trainable_params:>18,}"
+                 f"{format_bytes(p.bytes['optimizer']):>12}{format_bytes(p.bytes['gradients']):>12}"
+                 f"{format_bytes(p.bytes['activations']):>13}{format_bytes(p.total):>12}")
   return "\n".join(lines)
