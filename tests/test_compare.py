@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import io
 import json
+import math
 import os
 
 import pytest
@@ -356,3 +357,25 @@ def test_a_corpus_metric_interval_is_centred_on_the_recorded_delta(tmp_path):
   assert delta.value == pytest.approx(2.0)
   assert delta.low < 2.0 < delta.high
   assert delta.high - delta.low > 10  # the sentence scores' spread, not a point
+
+
+def test_option_share_is_averaged_per_cluster_and_split_and_shown(tmp_path):
+  """The share of answers that are an offered option, for the tasks that record it."""
+  def with_share(share, **kwargs):
+    result = task([1.0, 0.0], **kwargs)
+    return dataclasses.replace(result, metrics={**result.metrics, "option_share": share})
+
+  base = make("t5", {"a": with_share(0.0), "b": with_share(10.0, cluster="qa"),
+                     "c": task([0.0, 0.0], cluster="qa", held_out=True)})
+  tuned = make("flan", {"a": with_share(90.0), "b": with_share(70.0, cluster="qa"),
+                        "c": task([1.0, 1.0], cluster="qa", held_out=True)})
+  c = compare(roundtrip(tmp_path, base, tuned), baseline="t5")
+  assert aggregate(c, "cluster", "nli").option_share == {"t5": 0.0, "flan": 90.0}
+  assert aggregate(c, "cluster", "qa").option_share == {"t5": 10.0, "flan": 70.0}
+  assert aggregate(c, "split", HELD_IN).option_share == {"t5": 5.0, "flan": 80.0}
+  held_out = aggregate(c, "split", HELD_OUT).option_share
+  assert all(math.isnan(v) for v in held_out.values())
+  text = compare_lib.to_terminal(c)
+  assert "Answers that are one of the offered options" in text
+  assert any(line.split()[:3] == ["held-in", "5.0", "80.0"] for line in text.splitlines())
+  assert "## Answer format" in compare_lib.to_markdown(c)

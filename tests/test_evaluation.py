@@ -108,6 +108,12 @@ def test_generation_scores_marks_and_files(evaluated, user_tasks):
   for task in (films, echo):
     assert len(task.example_scores) == len(set(task.example_ids)) == (24 if task is films else 12)
     assert np.mean(task.example_scores) == pytest.approx(task.score)
+  # The films' generation rows offer options; the predictions are the model's own text.
+  predictions = [json.loads(line)["prediction"] for line in open(os.path.join(
+      evaluator.output_dir, "predictions_0", f"{prefix}_films_zs_opt.jsonl"))]
+  expected = 100 * np.mean([p.strip().lower() in ("good", "bad") for p in predictions])
+  assert films.metrics["option_share"] == pytest.approx(expected)
+  assert "option_share" not in echo.metrics
   loaded = results_lib.load(os.path.join(evaluator.output_dir, "results_0.json"))
   assert loaded.tasks == results.tasks
   with open(os.path.join(evaluator.output_dir, "predictions_0",

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from flan_tune.errors import FlanTuneError
-from flan_tune.evaluation.results import EvalResults, ResultsError, load_all, normalize
+from flan_tune.evaluation.results import (OPTION_SHARE, EvalResults, ResultsError, load_all,
+                                          normalize)
 
 HELD_IN, HELD_OUT, MIXED = "held-in", "held-out", "mixed"
 _SHOWN = 5            # differing names listed in an error message
@@ -52,6 +53,7 @@ class Row:
   scores: dict[str, float]      # model -> primary metric (0-100)
   normalized: dict[str, float]  # model -> normalize(score, chance)
   deltas: dict[str, Delta]      # non-baseline model -> score delta vs the baseline
+  option_share: dict[str, float]  # model -> % of answers that are an offered option
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +68,8 @@ class Aggregate:
   normalized: dict[str, float]
   deltas: dict[str, Delta]
   normalized_deltas: dict[str, Delta]
+  chance: float                   # the mean chance level of its tasks
+  option_share: dict[str, float]  # mean over its generation tasks with options (nan: none)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -224,7 +228,9 @@ def compare(results: list[EvalResults], baseline: str | None = None, intersect: 
         held=_held(flags), primary_metric=base.primary_metric, chance=float(base.chance),
         num_examples=len(base.example_ids), scores=scores,
         normalized={m: normalize(s, base.chance) for m, s in scores.items()},
-        deltas={m: _interval(fixed[m], replicates[name][m]) for m in others}))
+        deltas={m: _interval(fixed[m], replicates[name][m]) for m in others},
+        option_share={m: by_model[m].tasks[name].metrics[OPTION_SHARE] for m in models
+                      if OPTION_SHARE in by_model[m].tasks[name].metrics}))
   rows.sort(key=lambda row: (row.cluster, row.task))
   return Comparison(models=models, baseline=baseline, split=split, seed=seed,
                     num_bootstrap=num_bootstrap, rows=rows,
@@ -247,8 +253,13 @@ def _aggregate(kind: str, name: str, members: list[Row], replicates: dict, basel
   held = _held([row.held == HELD_OUT for row in members]) if kind == "cluster" else name
   if kind == "cluster" and any(row.held == MIXED for row in members):
     held = MIXED
+  shares = {m: [row.option_share[m] for row in members if m in row.option_share]
+            for m in models}
   return Aggregate(kind=kind, name=name, held=held, tasks=len(members), scores=scores,
-                   normalized=normalized, deltas=deltas, normalized_deltas=normalized_deltas)
+                   normalized=normalized, deltas=deltas, normalized_deltas=normalized_deltas,
+                   chance=float(np.mean([row.chance for row in members])),
+                   option_share={m: float(np.mean(v)) if v else math.nan
+                                 for m, v in shares.items()})
 
 
 def _normalizer(chance: float) -> float:
@@ -354,7 +365,22 @@ def to_terminal(comparison: Comparison) -> str:
   lines += ["", "Averages over tasks (normalized: 0 = chance, 100 = perfect)"]
   lines += _table(["group", "tasks", "average"] + _model_header(c), summary,
                   set(range(1, 3 + len(_model_header(c)))) - {2})
+  shares = _option_share_rows(c)
+  if shares:
+    lines += ["", OPTION_SHARE_TITLE]
+    lines += _table(["group"] + c.models, shares, set(range(1, 1 + len(c.models))))
   return "\n".join(lines) + "\n"
+
+
+OPTION_SHARE_TITLE = ("Answers that are one of the offered options, % (generation tasks that "
+                      "offer options)")
+
+
+def _option_share_rows(c: Comparison) -> list[list[str]]:
+  """Per cluster and split, each model's mean option share; groups without any omitted."""
+  return [[_group_label(agg)] + [_num(agg.option_share[m]) for m in c.models]
+          for agg in c.aggregates
+          if any(not math.isnan(agg.option_share[m]) for m in c.models)]
 
 
 def _group_label(agg: Aggregate) -> str:
@@ -390,6 +416,10 @@ def to_markdown(comparison: Comparison) -> str:
   lines += ["", "## Averages", "", "Unweighted means over tasks; normalized: 0 = chance, "
             "100 = perfect.", ""]
   lines += _md_table(["group", "tasks", "average"] + _model_header(c), averages)
+  shares = _option_share_rows(c)
+  if shares:
+    lines += ["", "## Answer format", "", OPTION_SHARE_TITLE + ".", ""]
+    lines += _md_table(["group"] + c.models, shares)
   return "\n".join(lines) + "\n"
 
 
@@ -456,7 +486,9 @@ def to_json(comparison: Comparison) -> dict[str, Any]:
 
 
 def write_chart(comparison: Comparison, path: str | os.PathLike) -> None:
-  """Grouped bars of each model's mean score per cluster; held-out clusters are labelled."""
+  """Grouped bars of each model's mean score per cluster, held-out clusters labelled; each
+  other model's bar carries its 95% paired interval (the baseline's score plus the
+  delta's interval), and a dashed tick marks each cluster's chance level."""
   from matplotlib.backends.backend_agg import FigureCanvasAgg
   from matplotlib.figure import Figure
 
@@ -468,8 +500,18 @@ def write_chart(comparison: Comparison, path: str | os.PathLike) -> None:
   axes = figure.add_subplot()
   positions = np.arange(len(clusters))
   for i, model in enumerate(c.models):
-    axes.bar(positions + (i - (len(c.models) - 1) / 2) * width,
-             [agg.scores[model] for agg in clusters], width, label=model)
+    heights = [agg.scores[model] for agg in clusters]
+    errors = None
+    if model != c.baseline:
+      errors = [[h - (agg.scores[c.baseline] + agg.deltas[model].low) for h, agg in
+                 zip(heights, clusters)],
+                [agg.scores[c.baseline] + agg.deltas[model].high - h for h, agg in
+                 zip(heights, clusters)]]
+      errors = np.maximum(np.asarray(errors), 0)
+    axes.bar(positions + (i - (len(c.models) - 1) / 2) * width, heights, width, label=model,
+             yerr=errors, capsize=2, error_kw={"linewidth": 0.8})
+  axes.hlines([agg.chance for agg in clusters], positions - 0.45, positions + 0.45,
+              colors="black", linestyles="dashed", linewidth=0.8, label="chance")
   axes.set_xticks(positions, [agg.name + ("\n(held-out)" if agg.held == HELD_OUT else
                                           "\n(mixed)" if agg.held == MIXED else "")
                               for agg in clusters], fontsize=8)

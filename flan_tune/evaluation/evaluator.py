@@ -32,6 +32,7 @@ from flan_tune.errors import MixtureError
 from flan_tune.evaluation import results as results_lib
 from flan_tune.mixtures import builder
 from flan_tune.tasks import registry
+from flan_tune.tasks.preprocessors import OPTIONS_SEPARATOR
 from flan_tune.runtime import partitioning
 from flan_tune.runtime.model import EncoderDecoderModel, ShardedModel
 
@@ -208,6 +209,9 @@ def _task_result(name: str, collected: Mapping[str, Any], trained: set[str],
                                                     metrics, num_examples)
   else:
     ids, scores, chance = _generated_examples(task, examples, collected, primary)
+    share = option_share(examples, collected["inferences"].get("prediction", []))
+    if share is not None:
+      metrics = {**metrics, results_lib.OPTION_SHARE: share}
   family = variant.task.name if variant else name
   return results_lib.TaskResult(
       family=family, cluster=variant.task.cluster if variant else "",
@@ -249,6 +253,19 @@ def _generated_examples(task, examples, collected, primary):
   options = [int(ex["num_options"]) for ex in examples if int(ex.get("num_options", 0)) > 0]
   chance = statistics.fmean(100.0 / n for n in options) if options else 0.0
   return ids, scores, chance
+
+
+def option_share(examples: Sequence[Mapping], predictions: Sequence) -> float | None:
+  """The percentage of answers that are one of the example's offered options (case and
+  surrounding space aside): what a model that learned the answer format gets right
+  whether or not it knows the answer. None without options."""
+  hits = []
+  for example, prediction in zip(examples, predictions):
+    offered = _text(example.get("options", b""))
+    if offered:
+      choices = {o.strip().lower() for o in offered.split(OPTIONS_SEPARATOR)}
+      hits.append(str(_text(prediction)).strip().lower() in choices)
+  return 100.0 * statistics.fmean(hits) if hits else None
 
 
 def _ranked_examples(task, examples, collected, primary, metrics, num_examples):

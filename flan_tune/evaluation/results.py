@@ -32,6 +32,11 @@ class ResultsError(FlanTuneError):
   """A results file that cannot be read or compared; the message names file and field."""
 
 
+# A generation task's metric when its examples offer options: the percentage of answers
+# that are one of them (flan_tune.evaluation.evaluator.option_share).
+OPTION_SHARE = "option_share"
+
+
 @dataclasses.dataclass(frozen=True)
 class TaskResult:
   """One seqio task's evaluation: metrics plus the per-example primary scores."""

@@ -31,6 +31,9 @@ def load_exemplar_pool(task: InstructionTask) -> Sequence[Mapping[str, Any]]:
           for raw in ds.take(config.pool_size).as_numpy_iterator()]
 
 
+OPTIONS_SEPARATOR = "\x1f"  # between the answer options in the `options` feature
+
+
 class RenderPrompts:
   """seqio preprocessor: raw examples -> `inputs`/`targets` text plus metadata features.
 
@@ -95,6 +98,8 @@ class RenderPrompts:
         value.set_shape([])
       choices.set_shape([None])
       out["num_options"] = tf.size(choices, out_type=tf.int32)  # evaluation's chance level
+      # Evaluation's share of answers that are one of the options.
+      out["options"] = tf.strings.reduce_join(choices, separator=OPTIONS_SEPARATOR)
       if self.with_choices:
         out["choices"] = choices
       if self.task.references_field is not None:
