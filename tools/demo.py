@@ -85,23 +85,37 @@ def main(argv=None) -> int:
                       help="CPU devices to shard training over (data parallel)")
   parser.add_argument("--quick", action="store_true", help="tiny stages: a smoke test")
   args = parser.parse_args(argv)
-  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2",
-             XLA_FLAGS=f"--xla_force_host_platform_device_count={args.devices}")
   os.makedirs(args.run_dir, exist_ok=True)
-  start, timings = time.monotonic(), []
-  for name, argv_ in stages(args.run_dir, args.held_out, args.devices, args.quick):
-    print(f"\n=== {name}\n$ flan-tune {' '.join(map(_quote, argv_[3:]))}", flush=True)
+  timings = run_stages(stages(args.run_dir, args.held_out, args.devices, args.quick),
+                       args.devices)
+  if timings is None:
+    return 1
+  print_timings(timings, args.run_dir)
+  return 0
+
+
+def run_stages(named_argvs, devices: int) -> list[tuple[str, float]] | None:
+  """Runs each (name, argv) on `devices` CPU devices, printing the command first;
+  [(name, seconds)], or None after the first stage that fails."""
+  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2",
+             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+  timings = []
+  for name, argv in named_argvs:
+    print(f"\n=== {name}\n$ flan-tune {' '.join(map(_quote, argv[3:]))}", flush=True)
     began = time.monotonic()
-    code = subprocess.call(argv_, env=env)
+    code = subprocess.call(argv, env=env)
     timings.append((name, time.monotonic() - began))
     if code:
-      print(f"demo: stage {name!r} failed (exit {code})", file=sys.stderr)
-      return code
+      print(f"stage {name!r} failed (exit {code})", file=sys.stderr)
+      return None
+  return timings
+
+
+def print_timings(timings: list[tuple[str, float]], run_dir: str) -> None:
   print("\n=== timings")
   for name, seconds in timings:
     print(f"  {seconds:7.1f} s  {name}")
-  print(f"  {time.monotonic() - start:7.1f} s  in all; files in {args.run_dir}")
-  return 0
+  print(f"  {sum(s for _, s in timings):7.1f} s  in all; files in {run_dir}")
 
 
 if __name__ == "__main__":
