@@ -8,10 +8,15 @@ T5_WHEEL = $$($(BIN)/python tools/repack_t5_wheel.py $(VENV)/wheelhouse)
 INSTALL_INPUTS := pyproject.toml constraints.txt tools/repack_t5_wheel.py
 INSPECT_FLAGS ?= --lengths inputs=512,targets=128 --examples 1 --sample 100
 
-.PHONY: demo inspect test venv venv-test constraints bench clean
+.PHONY: demo contrast inspect test venv venv-test constraints bench clean
 
 demo: $(VENV)/.installed
 	$(BIN)/python tools/demo.py --run_dir runs/demo
+
+# Instruction tuning set against single-task fine-tuning, prompt tuning and LoRA, from the
+# demo's baseline (tools/contrast.py; reuses runs/demo, about 25 min on 2 cores from scratch).
+contrast: $(VENV)/.installed
+	$(BIN)/python tools/contrast.py --run_dir runs/demo
 
 inspect: $(VENV)/.installed
 	$(BIN)/flan-tune inspect flan_offline $(INSPECT_FLAGS)
