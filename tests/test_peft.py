@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import seqio
+from flax import traverse_util
 
 import training_runs as runs_lib
 from flan_tune.errors import ModelConfigError
@@ -108,8 +109,8 @@ def test_bad_peft_configs_say_what_is_wrong(fields, message):
 def test_only_the_added_parameters_train_and_shard_by_the_rules(peft):
   model, optimizer = peft.network(CONFIG), optimizers.adamw(1e-3)
   state = train_state.abstract_state(model, optimizer, peft)
-  assert all(peft.is_trainable(path) for path, _ in peft_lib._paths(state.params))
-  assert not any(peft.is_trainable(path) for path, _ in peft_lib._paths(state.frozen))
+  assert all(map(peft.is_trainable, traverse_util.flatten_dict(state.params)))
+  assert not any(map(peft.is_trainable, traverse_util.flatten_dict(state.frozen)))
   trainable = peft_lib.count(state.params)
   # Adam's two moments, for the trainable parameters only.
   assert sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.opt_state)) == 2 * trainable + 1

@@ -25,6 +25,7 @@ import gin
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import traverse_util
 
 from flan_tune.errors import ModelConfigError
 from flan_tune.model import layers, network
@@ -106,39 +107,23 @@ def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
     raise ModelConfigError(f"PeftConfig.{name}={value!r} must be one of {', '.join(choices)}")
 
 
-def _paths(tree: PyTree, prefix: tuple = ()):
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      yield from _paths(value, prefix + (key,))
-    else:
-      yield prefix + (key,), value
-
-
-def _insert(tree: dict, path: tuple, value) -> None:
-  for key in path[:-1]:
-    tree = tree.setdefault(key, {})
-  tree[path[-1]] = value
-
-
 def split(params: PyTree, peft: PeftConfig) -> tuple[PyTree, PyTree | None]:
-  """(trainable, frozen) subtrees of `params`; frozen is None when everything trains."""
+  """(trainable, frozen) subtrees of `params` (or of any tree shaped like them, e.g. their
+  shardings); frozen is None when everything trains."""
   if not peft.frozen_base:
     return params, None
-  trainable, frozen = {}, {}
-  for path, leaf in _paths(params):
-    _insert(trainable if peft.is_trainable(path) else frozen, path, leaf)
-  return trainable, frozen
+  flat = traverse_util.flatten_dict(params)
+  trainable = {path: leaf for path, leaf in flat.items() if peft.is_trainable(path)}
+  frozen = {path: leaf for path, leaf in flat.items() if path not in trainable}
+  return traverse_util.unflatten_dict(trainable), traverse_util.unflatten_dict(frozen)
 
 
 def merge(trainable: PyTree, frozen: PyTree | None) -> PyTree:
   """The whole params tree from `split`'s halves."""
   if frozen is None:
     return trainable
-  merged: dict = {}
-  for tree in (frozen, trainable):
-    for path, leaf in _paths(tree):
-      _insert(merged, path, leaf)
-  return merged
+  return traverse_util.unflatten_dict({**traverse_util.flatten_dict(frozen),
+                                       **traverse_util.flatten_dict(trainable)})
 
 
 def count(params: PyTree) -> int:
