@@ -47,6 +47,25 @@ def _quiet_gin_probe(record: logging.LogRecord) -> bool:
               record.getMessage().startswith("Path not found"))
 
 
+def _tolerate_namespace_packages() -> None:
+  """gin probes an `include`d path's directory as a Python package first, and crashes
+  (TypeError) when it is a namespace package on sys.path: e.g. `include 'runs/...'` under
+  `python -m` in a directory holding an output folder named runs/. Such a path is simply
+  not a package resource, and the search path then finds the file."""
+  from gin import config as gin_config
+  from gin import resource_reader
+
+  def exists(path: str) -> bool:
+    try:
+      return resource_reader.system_path_file_exists(path)
+    except TypeError:
+      return False
+
+  gin_config._FILE_READERS[:] = [  # pylint: disable=protected-access
+      (reader, exists if check is resource_reader.system_path_file_exists else check)
+      for reader, check in gin_config._FILE_READERS]  # pylint: disable=protected-access
+
+
 def parse_gin(files: Sequence[str], bindings: Sequence[str]) -> None:
   """Files in order, then each binding; errors name the file or binding at fault.
 
@@ -55,6 +74,7 @@ def parse_gin(files: Sequence[str], bindings: Sequence[str]) -> None:
   import gin
 
   logging.getLogger().addFilter(_quiet_gin_probe)
+  _tolerate_namespace_packages()
   gin.add_config_file_search_path(GIN_DIR)
   for path in files:
     found = path if os.path.exists(path) else os.path.join(GIN_DIR, path)
