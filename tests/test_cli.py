@@ -65,3 +65,16 @@ def test_inspect_flan_offline_renders_every_member(capsys):
     assert f"\n-- {member}  template_index" in out  # a rendered example
     assert f"\n{member} " in out              # its row in the statistics table
   assert "Mixture share by cluster:" in out and "translation" in out
+
+
+def test_a_runs_folder_in_the_working_directory_does_not_break_gin_includes(tmp_path):
+  """runs/lora.gin includes runs/finetune.gin; gin first probes `runs` as a Python package,
+  which an output folder of that name in the working directory (on sys.path under
+  `python -m`) is, as a namespace package."""
+  (tmp_path / "runs" / "demo").mkdir(parents=True)
+  result = subprocess.run([sys.executable, "-m", "flan_tune.cli", "plan",
+                           "--gin_file=models/t5_1_1_tiny.gin", "--gin_file=runs/lora.gin",
+                           "--mesh=data=1", "--batch_size=8", "--lengths=inputs=64,targets=16"],
+                          cwd=tmp_path, capture_output=True, text=True)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "tuning lora" in result.stdout
