@@ -222,11 +222,26 @@ def test_a_corrupted_newest_checkpoint_is_set_aside_and_training_resumes(tmp_pat
   assert "no readable checkpoint left" in output and "Traceback" not in output
 
 
-_SHARDED_RESTORE = _PRELUDE + """
-  from flan_tune.model import checkpoint, network
+# load_initial_params onto data=2 x model=4 under FSDP: (placed, equal to `params`, each
+# leaf on its sharding).
+_LOAD_ONTO_8_DEVICES = """
+  from flan_tune.model import network
+  from flan_tune.runtime import model_setup, partitioning
+
+  def load_onto_8_devices(directory, config, params):
+    mesh_config = partitioning.MeshConfig(data=2, model=4, rules="fsdp")
+    shardings = partitioning.param_shardings(
+        mesh_config.make_mesh(), mesh_config.axis_rules(),
+        network.abstract_variables(network.T5(config))["params"])
+    placed = model_setup.load_initial_params(directory, config, shardings)
+    same = jax.tree.map(lambda a, b: bool(np.array_equal(np.asarray(a), b)), placed, params)
+    where = jax.tree.map(lambda a, s: a.sharding == s, placed, shardings)
+    return placed, all(jax.tree.leaves(same)), all(jax.tree.leaves(where))
+"""
+
+_SHARDED_RESTORE = _PRELUDE + _LOAD_ONTO_8_DEVICES + """
+  from flan_tune.model import checkpoint
   from flan_tune.model.config import T5Config
-  from flan_tune.runtime import partitioning
-  from flan_tune.runtime import model_setup
 
   config = T5Config(vocab_size=256, d_model=32, num_encoder_layers=2, num_decoder_layers=2,
                     num_heads=4, d_kv=8, d_ff=64)
@@ -234,14 +249,8 @@ _SHARDED_RESTORE = _PRELUDE + """
       network.T5(config), jax.random.key(3))["params"]))
   directory = os.path.join(model_dir, "model")
   checkpoint.save_model(directory, config, params)
-  mesh_config = partitioning.MeshConfig(data=2, model=4, rules="fsdp")
-  shardings = partitioning.param_shardings(
-      mesh_config.make_mesh(), mesh_config.axis_rules(),
-      network.abstract_variables(network.T5(config))["params"])
-  placed = model_setup.load_initial_params(directory, config, shardings)
-  same = jax.tree.map(lambda a, b: bool(np.array_equal(np.asarray(a), b)), placed, params)
-  where = jax.tree.map(lambda a, s: a.sharding == s, placed, shardings)
-  print(json.dumps({"equal": all(jax.tree.leaves(same)), "placed": all(jax.tree.leaves(where)),
+  placed, equal, where = load_onto_8_devices(directory, config, params)
+  print(json.dumps({"equal": equal, "placed": where,
                     "sharded_leaves": sum(not a.sharding.is_fully_replicated
                                           for a in jax.tree.leaves(placed))}))
 """
@@ -252,10 +261,8 @@ def test_a_model_directory_restores_straight_into_its_shardings(tmp_path):
   assert result["equal"] and result["placed"] and result["sharded_leaves"] > 5, result
 
 
-_HF_PLACED = _PRELUDE + """
-  from flan_tune.model import checkpoint, hf, network
-  from flan_tune.runtime import partitioning
-  from flan_tune.runtime import model_setup
+_HF_PLACED = _PRELUDE + _LOAD_ONTO_8_DEVICES + """
+  from flan_tune.model import hf
 
   directory = os.path.join(model_dir, "hf")
   result = {}
@@ -263,14 +270,8 @@ _HF_PLACED = _PRELUDE + """
     imported_config, params = hf.import_hf(directory)  # the whole model at once
     config = imported_config.replace(scan_layers=scan)
     params = network.stack_layers(params) if scan else params
-    mesh_config = partitioning.MeshConfig(data=2, model=4, rules="fsdp")
-    shardings = partitioning.param_shardings(
-        mesh_config.make_mesh(), mesh_config.axis_rules(),
-        network.abstract_variables(network.T5(config))["params"])
-    placed = model_setup.load_initial_params(directory, config, shardings)
-    same = jax.tree.map(lambda a, b: bool(np.array_equal(np.asarray(a), b)), placed, params)
-    where = jax.tree.map(lambda a, s: a.sharding == s, placed, shardings)
-    result[str(scan)] = all(jax.tree.leaves(same)) and all(jax.tree.leaves(where))
+    _, equal, where = load_onto_8_devices(directory, config, params)
+    result[str(scan)] = equal and where
   print(json.dumps(result))
 """
 
