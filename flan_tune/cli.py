@@ -337,21 +337,6 @@ def _gin_value(key: str, default=None):
   return value
 
 
-def _plan_optimizer(name: Optional[str]):
-  """--optimizer, else gin's train.optimizer (its own gin bindings apply), else Adafactor.
-  The schedule does not change the state's shapes."""
-  import gin
-
-  from flan_tune.training import optimizers
-
-  factory = {"adafactor": optimizers.adafactor, "adamw": optimizers.adamw}.get(name)
-  if factory is None:
-    bound = _gin_value("train.optimizer", optimizers.adafactor)
-    factory = (bound.scoped_configurable_fn
-               if isinstance(bound, gin.config.ConfigurableReference) else bound)
-  return factory(learning_rate_schedule=optimizers.constant_schedule())
-
-
 def _plan_setting(given, key: str, flag: str):
   """A plan flag, else the run gin's binding for it; an error names both when neither."""
   value = given if given is not None else _gin_value(key)
@@ -369,7 +354,7 @@ def plan_command(args) -> int:
   from flan_tune.model import peft as peft_lib
   from flan_tune.model.config import T5Config
   from flan_tune.runtime import partitioning
-  from flan_tune.training import memory_plan
+  from flan_tune.training import memory_plan, optimizers
 
   if not args.gin_file:
     raise FlanTuneError("no --gin_file given; e.g. --gin_file=models/t5_1_1_xxl.gin")
@@ -391,7 +376,7 @@ def plan_command(args) -> int:
   config = T5Config()
   gin_peft = peft_lib.PeftConfig()  # runs/lora.gin or runs/prompt_tuning.gin bind it
   plan = functools.partial(
-      memory_plan.plan, config, _plan_optimizer(args.optimizer), mesh,
+      memory_plan.plan, config, optimizers.planned(args.optimizer), mesh,
       args.rules or _gin_value("MeshConfig.rules", "standard"),
       int(_plan_setting(args.batch_size, "TrainInput.batch_size", "--batch_size")), lengths,
       num_microbatches=int(args.num_microbatches if args.num_microbatches is not None

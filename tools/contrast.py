@@ -93,12 +93,9 @@ def method_costs(run_dir: str, baseline: str, timings: dict[str, float]) -> list
     gin.clear_config()
     gin_file, flags = METHODS.get(name, ("runs/finetune.gin", []))
     parse_gin([gin_file], [flag.removeprefix("--gin.") for flag in flags])
-    bound = gin.query_parameter("train.optimizer")  # the method's own optimizer
-    optimizer = bound.scoped_configurable_fn(
-        learning_rate_schedule=optimizers.constant_schedule(1e-3))
-    peft = peft_lib.PeftConfig()  # the method gin's bindings
-    plan = memory_plan.plan(config, optimizer, {"data": 1, "model": 1}, "standard", 8,
-                            {"inputs": 256, "targets": 64}, peft=peft)
+    peft = peft_lib.PeftConfig()  # the method gin's bindings, and its optimizer below
+    plan = memory_plan.plan(config, optimizers.planned(), {"data": 1, "model": 1},
+                            "standard", 8, {"inputs": 256, "targets": 64}, peft=peft)
     rows.append({"method": name, "trained_params": plan.trainable_params,
                  "optimizer_bytes": plan.bytes["optimizer"],
                  "train_seconds": timings.get(name)})

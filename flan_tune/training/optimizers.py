@@ -102,6 +102,21 @@ def adafactor(learning_rate_schedule: optax.ScalarOrSchedule,
   return with_gradient_clipping(tx, max_grad_norm)
 
 
+def planned(name: str | None = None) -> optax.GradientTransformation:
+  """The optimizer a run would build, for planning memory: `name` ("adafactor", "adamw"),
+  else gin's `train.optimizer` (its own bindings apply), else Adafactor. The schedule
+  does not change the state's shapes, so it is a constant one."""
+  factory = {"adafactor": adafactor, "adamw": adamw}.get(name)
+  if factory is None:
+    try:
+      bound = gin.query_parameter("train.optimizer")
+    except ValueError:
+      bound = adafactor
+    factory = (bound.scoped_configurable_fn
+               if isinstance(bound, gin.config.ConfigurableReference) else bound)
+  return factory(learning_rate_schedule=constant_schedule())
+
+
 @gin.configurable
 def adamw(learning_rate_schedule: optax.ScalarOrSchedule,
           b1: float = 0.9,
