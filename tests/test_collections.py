@@ -186,6 +186,19 @@ def test_rouge_l_and_exact_match_follow_the_official_normalization():
   assert scores["rougeL"] == pytest.approx((80.0 + 50.0) / 2)
 
 
+def test_per_example_rouge_is_t5s_rouge_on_each_example_alone():
+  """Without t5's bootstrap, which for one example returns that example's score."""
+  targets = ["the cat sat on the mat . it slept .", "a summary", ["two refs", "ignored"]]
+  predictions = ["the cat sat . it slept on the mat .", "nothing alike", "two refs"]
+  fast = metrics.per_example(metrics.rouge, targets, predictions)
+  slow = [metrics.rouge([t], [p]) for t, p in zip(targets, predictions)]
+  assert [sorted(f) for f in fast] == [sorted(s) for s in slow]
+  for f, s in zip(fast, slow):
+    assert f == pytest.approx(s)
+  assert metrics.per_example(metrics.accuracy, ["a", "b"], ["a", "c"]) == [
+      {"accuracy": 100.0}, {"accuracy": 0.0}]
+
+
 def test_niv2_trains_through_the_grain_input(tmp_path, unique, cleanup):
   collection_files.write_niv2(tmp_path, 4, 1, instances=(20, 60))
   names = register_niv2(cleanup, tmp_path, unique)

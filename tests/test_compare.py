@@ -11,6 +11,7 @@ import os
 
 import pytest
 
+from flan_tune.errors import FlanTuneError
 from flan_tune.evaluation import compare as compare_lib
 from flan_tune.evaluation import results as results_lib
 from flan_tune.evaluation.compare import HELD_IN, HELD_OUT, MIXED, Delta, aggregate, compare
@@ -379,3 +380,29 @@ def test_option_share_is_averaged_per_cluster_and_split_and_shown(tmp_path):
   assert "Answers that are one of the offered options" in text
   assert any(line.split()[:3] == ["held-in", "5.0", "80.0"] for line in text.splitlines())
   assert "## Answer format" in compare_lib.to_markdown(c)
+
+
+def test_replicas_report_the_spread_of_their_deltas(tmp_path, capsys):
+  """Seeds of one recipe: each group's mean, smallest and largest delta, and how many
+  replicas' intervals clear zero; refused with fewer than two replicas."""
+  base = make("t5", {"a": task([0] * 20), "b": task([0] * 20, cluster="qa", held_out=True)})
+  seeds = [make(f"flan_seed{i}", {"a": task([100] * share + [0] * (20 - share)),
+                                  "b": task([100] * 1 + [0] * 19, cluster="qa", held_out=True)})
+           for i, share in enumerate((20, 10))]
+  c = compare(roundtrip(tmp_path, base, *seeds), baseline="t5", replicas=True)
+  by_group = {s.group: s for s in compare_lib.spread(c)}
+  assert (by_group["held-in"].mean, by_group["held-in"].low,
+          by_group["held-in"].high) == pytest.approx((75.0, 50.0, 100.0))
+  assert by_group["held-in"].clear == 2
+  assert by_group["held-out"].clear == 0  # one right answer in 20: the interval reaches zero
+  assert "Spread across the replicas" in compare_lib.to_terminal(c)
+  assert "## Spread across seeds" in compare_lib.to_markdown(c)
+  assert compare_lib.to_json(c)["spread"][0]["group"] == "held-in"
+  assert "Spread" not in compare_lib.to_terminal(compare(roundtrip(tmp_path, base, *seeds)))
+  with pytest.raises(FlanTuneError, match="at least two models besides the baseline 't5'"):
+    compare(roundtrip(tmp_path, base, seeds[0]), baseline="t5", replicas=True)
+  paths = [str(tmp_path / f"{r.model}.json") for r in (base, *seeds)]
+  parser = argparse.ArgumentParser()
+  compare_lib.add_arguments(parser)
+  assert compare_lib.run(parser.parse_args([*paths, "--replicas"])) == 0
+  assert "intervals clear of 0" in capsys.readouterr().out

@@ -13,6 +13,7 @@ import pytest
 import training_runs as runs_lib
 from conftest import write_jsonl
 from flan_tune import cli
+from flan_tune.errors import FlanTuneError
 from flan_tune.evaluation import results as results_lib
 from flan_tune.evaluation.evaluator import EvalConfig, Evaluator
 from flan_tune.model import decoding, network
@@ -157,12 +158,16 @@ def test_train_eval_compare_end_to_end(user_tasks, tmp_path, capsys):
        f"--gin.EvalConfig.task_feature_lengths={lengths}"])
   tuned = tmp_path / "tuned" / "eval" / "results_30.json"
   assert tuned.exists()
+  # Both checkpoints through one evaluator, each into its own directory.
   run(["eval", "--gin_file=runs/eval.gin", f"--module={path}",
-       f"--gin.CHECKPOINT_PATH='{initial}'", f"--gin.EVAL_OUTPUT_DIR='{tmp_path / 'base'}'",
-       "--gin.MODEL_NAME='t5'", f"--gin.MIXTURE_OR_TASK_NAME='{prefix}_eval'",
-       f"--gin.TASK_FEATURE_LENGTHS={lengths}"])
+       f"--gin.CHECKPOINT_PATH={[str(initial), str(tmp_path / 'tuned')]!r}",
+       f"--gin.EVAL_OUTPUT_DIR='{tmp_path / 'evals'}'", "--gin.MODEL_NAME=['t5', 'tuned']",
+       f"--gin.MIXTURE_OR_TASK_NAME='{prefix}_eval'", f"--gin.TASK_FEATURE_LENGTHS={lengths}"])
+  again = results_lib.load(tmp_path / "evals" / "tuned" / "results_30.json")
+  assert ({name: t.example_scores for name, t in again.tasks.items()}
+          == {name: t.example_scores for name, t in results_lib.load(tuned).tasks.items()})
   capsys.readouterr()
-  run(["compare", str(tmp_path / "base" / "results_final.json"), str(tuned),
+  run(["compare", str(tmp_path / "evals" / "t5" / "results_final.json"), str(tuned),
        "--out", str(tmp_path / "comparison")])
   table = capsys.readouterr().out
   assert f"{prefix}_films_zs_opt_rank" in table and f"{prefix}_echo_zs_noopt" in table
@@ -172,6 +177,15 @@ def test_train_eval_compare_end_to_end(user_tasks, tmp_path, capsys):
   tuned_results = results_lib.load(tuned)
   films = tuned_results.tasks[f"{prefix}_films_zs_opt_rank"]
   assert films.score > 60, "30 steps on the films task should beat chance (50)"
+
+
+def test_several_checkpoints_need_one_name_each(tmp_path):
+  from flan_tune.evaluation.evaluate import evaluate
+
+  with pytest.raises(FlanTuneError, match="several checkpoints would be named t5"):
+    evaluate([str(tmp_path / "t5")] * 2, str(tmp_path / "out"))
+  with pytest.raises(FlanTuneError, match="2 checkpoints need 2 names, got 'a'"):
+    evaluate([str(tmp_path / "t5")] * 2, str(tmp_path / "out"), model_name="a")
 
 
 def task_result(cluster, style, held_out, score, chance=0.0):

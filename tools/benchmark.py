@@ -126,7 +126,7 @@ def flan_tune_generate(config: T5Config, params, dtype: str, new_tokens: int):
 # --- transformers ------------------------------------------------------------------------
 
 def torch_trainer(hf_model, dtype: str):
-  """run(batch) -> loss: a transformers training step with torch's AdamW."""
+  """run(batch) -> loss: a transformers training step with torch's AdamW (CPU)."""
   import torch
 
   hf_model.train()
@@ -145,19 +145,20 @@ def torch_trainer(hf_model, dtype: str):
   return run
 
 
-def torch_generate(hf_model, dtype: str, new_tokens: int):
+def torch_generate(hf_model, dtype: str, new_tokens: int, device: str = "cpu"):
+  """run(inputs): `generate` on `device`, returning once the tokens are on the host."""
   import torch
 
-  model = hf_model.to(getattr(torch, dtype)).eval()
+  model = hf_model.to(device=device, dtype=getattr(torch, dtype)).eval()
 
   def run(inputs):
-    inputs = torch.from_numpy(np.asarray(inputs)).long()
+    inputs = torch.from_numpy(np.asarray(inputs)).long().to(device)
     with torch.no_grad():
       out = model.generate(input_ids=inputs, attention_mask=torch.ones_like(inputs),
                            do_sample=False, num_beams=1, max_new_tokens=new_tokens,
                            min_new_tokens=new_tokens, decoder_start_token_id=0,
                            pad_token_id=0, eos_token_id=1)
-    assert out.shape[1] == new_tokens + 1, out.shape
+    assert out.cpu().shape[1] == new_tokens + 1, out.shape
   return run
 
 

@@ -55,7 +55,7 @@ def eval_stage(checkpoint: str, name: str, out_dir: str, examples: int):
       "eval", "--gin_file=runs/eval.gin", f"--gin.CHECKPOINT_PATH='{checkpoint}'",
       f"--gin.EVAL_OUTPUT_DIR='{out_dir}'", f"--gin.MODEL_NAME='{name}'",
       f"--gin.MIXTURE_OR_TASK_NAME='{demo.EVAL_MIXTURE}'",
-      f"--gin.TASK_FEATURE_LENGTHS={LENGTHS}", f"--gin.NUM_EXAMPLES={examples}",
+      f"--gin.TASK_FEATURE_LENGTHS={demo.EVAL_LENGTHS}", f"--gin.NUM_EXAMPLES={examples}",
       f"--gin.BATCH_SIZE={examples}"))
 
 
@@ -112,17 +112,19 @@ def main(argv=None) -> int:
   parser.add_argument("--devices", type=int, default=os.cpu_count() or 1)
   parser.add_argument("--quick", action="store_true", help="tiny stages: a smoke test")
   args = parser.parse_args(argv)
-  steps, examples = (10, 4) if args.quick else (args.steps, 40)
-  pretrain, flan_stage, baseline_eval, _ = demo.stages(args.run_dir, args.held_out,
-                                                       args.devices, args.quick)
+  steps = 10 if args.quick else args.steps
+  examples = demo.sizes(args.quick)[2]
+  pretrain, flan_stage, demo_eval, _ = demo.stages(args.run_dir, args.held_out, args.devices,
+                                                   args.quick, seeds=1)
   baseline = os.path.join(args.run_dir, "t5_baseline")
   out = os.path.join(args.run_dir, "contrast")
-  evals = {"t5_baseline": os.path.join(baseline, "eval"),
-           "flan": os.path.join(args.run_dir, "flan", "eval")}
+  flan = demo.flan_name(0)
+  evals = {name: os.path.join(args.run_dir, demo.EVAL_DIR, name)
+           for name in ("t5_baseline", flan)}
   stages = [pretrain, flan_stage]
-  if not _results_file(evals["t5_baseline"]):
-    stages.append(baseline_eval)
-  trains = {flan_stage[0]: ("flan", os.path.join(args.run_dir, "flan"))}
+  if not all(map(_results_file, evals.values())):
+    stages.append(demo_eval)
+  trains = {flan_stage[0]: ("flan", os.path.join(args.run_dir, flan))}
   for method in METHODS:
     evals[method] = os.path.join(out, method, "eval")
     stage = single_task_stage(out, baseline, method, args.task, steps)
@@ -140,10 +142,10 @@ def main(argv=None) -> int:
   demo.print_timings(timings, out)
   seconds = {trains[name][0]: s for name, s in timings if name in trains and name not in untimed}
 
-  loaded = {name: results_lib.load(_results_file(path)) for name, path in evals.items()}
-  flan = loaded["flan"]
-  renamed = [dataclasses.replace(grouped(r, flan, args.task, args.held_out), model=name)
-             for name, r in loaded.items()]
+  loaded = {"flan" if name == flan else name: results_lib.load(_results_file(path))
+            for name, path in evals.items()}
+  renamed = [dataclasses.replace(grouped(r, loaded["flan"], args.task, args.held_out),
+                                 model=name) for name, r in loaded.items()]
   comparison = compare_lib.compare(renamed, baseline="t5_baseline")
   written = compare_lib.write_all(comparison, out)
   costs = method_costs(args.run_dir, baseline, seconds)

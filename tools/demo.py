@@ -2,19 +2,24 @@
 
 1. the T5 baseline: pretrain the offline T5 (gin/models/offline_demo.gin) with span
    corruption on the offline corpus;
-2. FLAN-tune it on `flan_offline_no_{HELD_OUT}`: every cluster but one, data-parallel
-   over the machine's CPU cores as devices, evaluating at the end;
-3. evaluate the baseline on the same zero-shot evaluation mixture;
-4. `flan-tune compare`: the per-task table, written into RUN_DIR/comparison.
+2. FLAN-tune it on `flan_offline_no_{HELD_OUT}` (every cluster but one), data-parallel
+   over the machine's CPU cores as devices, SEEDS times: the runs differ only in their
+   data order and dropout (`train.seed`, `TrainInput.seed`);
+3. evaluate the baseline and every run in one `flan-tune eval` (one evaluator: the
+   examples are rendered and the functions compiled once) on the same zero-shot
+   evaluation mixture, 120 rows per task (a three-option rank task: 40 examples);
+4. `flan-tune compare --replicas`: the per-task table, and how far the deltas spread
+   across the seeds, written into RUN_DIR/comparison.
 
 Each stage is the `flan-tune` command a user would type; it is printed before it runs.
 Rerunning resumes: finished training stages return at once.
 
 The settings were chosen by timed runs on a 2-core machine: a small model (see the model
 gin), few steps at high learning rates (rsqrt with 100 warm-up steps for pretraining;
-constant 1e-2 at batch 8 for FLAN-tuning) and lengths 256/64. The FLAN-tuning mixture
-is shuffled: the Grain input (flan_tune.training.grain_input) starts in seconds
-whatever the number of members.
+constant 1e-2 at batch 8 for FLAN-tuning) and lengths 256/64. At this scale a seed moves
+a cluster's delta by more than its bootstrap interval, and so does a change of CPU (the
+float order differs between Intel's AMX and AMD's kernels): the spread across seeds is
+what a claim has to clear.
 """
 
 import argparse
@@ -25,49 +30,69 @@ import sys
 import time
 
 EVAL_MIXTURE = "flan_offline_zs_eval"
+EVAL_DIR = "eval"
+LENGTHS = "{'inputs': 256, 'targets': 64}"
+# Every evaluated example whole (seqio reports the longest as 108 / 32 tokens), and no
+# more: at 256/64 the evaluation stage took half as long again.
+EVAL_LENGTHS = "{'inputs': 128, 'targets': 32}"
+SEEDS = 3  # FLAN-tuning runs that differ only in data order and dropout
 
 
 def flan_tune(*args: str) -> list[str]:
   return [sys.executable, "-m", "flan_tune.cli", *args]
 
 
-def stages(run_dir: str, held_out: str, devices: int, quick: bool) -> list[tuple]:
+def stages(run_dir: str, held_out: str, devices: int, quick: bool,
+           seeds: int = SEEDS) -> list[tuple]:
   """(name, argv) in order; `quick` shrinks every stage for a smoke test."""
-  baseline, tuned = os.path.join(run_dir, "t5_baseline"), os.path.join(run_dir, "flan")
-  pretrain_steps, finetune_steps, eval_examples = (20, 20, 4) if quick else (300, 450, 40)
-  eval_lengths = "{'inputs': 256, 'targets': 64}"
-  eval_flags = [f"--gin.EvalConfig.mixture_or_task_name='{EVAL_MIXTURE}'",
-                f"--gin.EvalConfig.task_feature_lengths={eval_lengths}",
-                f"--gin.EvalConfig.num_examples={eval_examples}",
-                f"--gin.EvalConfig.batch_size={eval_examples}"]
+  baseline = os.path.join(run_dir, "t5_baseline")
+  pretrain_steps, finetune_steps, eval_examples = sizes(quick)
+  tuned = [os.path.join(run_dir, flan_name(seed)) for seed in range(seeds)]
   return [
       ("pretrain the T5 baseline (span corruption)", flan_tune(
           "train", "--gin_file=models/offline_demo.gin", "--gin_file=runs/pretrain.gin",
           f"--gin.MODEL_DIR='{baseline}'", f"--gin.TRAIN_STEPS={pretrain_steps}",
-          "--gin.BATCH_SIZE=32", "--gin.TASK_FEATURE_LENGTHS={'inputs': 256, 'targets': 64}",
+          "--gin.BATCH_SIZE=32", f"--gin.TASK_FEATURE_LENGTHS={LENGTHS}",
           "--gin.optimizers.rsqrt_schedule.warmup_steps=100",
           f"--gin.CheckpointConfig.save_interval_steps={pretrain_steps}",
           "--gin.train.log_every=50")),
-      (f"FLAN-tune it without the {held_out} cluster", flan_tune(
+      *((f"FLAN-tune it without the {held_out} cluster, seed {seed}", flan_tune(
           "train", "--gin_file=runs/finetune.gin", f"--gin.INITIAL_CHECKPOINT_PATH='{baseline}'",
-          f"--gin.MODEL_DIR='{tuned}'", f"--gin.MIXTURE_OR_TASK_NAME='flan_offline_no_{held_out}'",
+          f"--gin.MODEL_DIR='{model_dir}'", f"--gin.MIXTURE_OR_TASK_NAME='flan_offline_no_{held_out}'",
           f"--gin.TRAIN_STEPS={finetune_steps}", "--gin.BATCH_SIZE=8",
-          "--gin.TASK_FEATURE_LENGTHS={'inputs': 256, 'targets': 64}",
+          f"--gin.TASK_FEATURE_LENGTHS={LENGTHS}",
           "--gin.optimizers.constant_schedule.learning_rate=1e-2",
+          f"--gin.train.seed={seed}", f"--gin.TrainInput.seed={seed}",
           f"--gin.CheckpointConfig.save_interval_steps={finetune_steps}",
-          "--gin.train.log_every=50", "--gin.train.evaluation=@EvalDuringTraining()",
-          f"--gin.EvalDuringTraining.every={finetune_steps}", *eval_flags)),
-      ("evaluate the baseline", flan_tune(
-          "eval", "--gin_file=runs/eval.gin", f"--gin.CHECKPOINT_PATH='{baseline}'",
-          f"--gin.EVAL_OUTPUT_DIR='{os.path.join(baseline, 'eval')}'",
+          "--gin.train.log_every=50"))
+        for seed, model_dir in enumerate(tuned)),
+      ("evaluate the baseline and every seed (one evaluator)", flan_tune(
+          "eval", "--gin_file=runs/eval.gin",
+          f"--gin.CHECKPOINT_PATH={[baseline, *tuned]!r}",
+          f"--gin.EVAL_OUTPUT_DIR='{os.path.join(run_dir, EVAL_DIR)}'",
           f"--gin.MIXTURE_OR_TASK_NAME='{EVAL_MIXTURE}'",
-          f"--gin.TASK_FEATURE_LENGTHS={eval_lengths}", f"--gin.NUM_EXAMPLES={eval_examples}",
+          f"--gin.TASK_FEATURE_LENGTHS={EVAL_LENGTHS}", f"--gin.NUM_EXAMPLES={eval_examples}",
           f"--gin.BATCH_SIZE={eval_examples}")),
       ("compare", flan_tune(
-          "compare", os.path.join(baseline, "eval", f"results_{pretrain_steps}.json"),
-          os.path.join(tuned, "eval", f"results_{finetune_steps}.json"),
-          "--out", os.path.join(run_dir, "comparison"))),
+          "compare", *(results_path(run_dir, name, step) for name, step in
+                       [("t5_baseline", pretrain_steps)]
+                       + [(flan_name(seed), finetune_steps) for seed in range(seeds)]),
+          *(["--replicas"] if seeds > 1 else []), "--out", os.path.join(run_dir, "comparison"))),
   ]
+
+
+def sizes(quick: bool) -> tuple[int, int, int]:
+  """Pretraining steps, FLAN-tuning steps, evaluation rows per task (a rank task spends one
+  row per option: 120 rows are 40 three-option examples)."""
+  return (20, 20, 6) if quick else (300, 450, 120)
+
+
+def flan_name(seed: int) -> str:
+  return f"flan_seed{seed}"
+
+
+def results_path(run_dir: str, model: str, step: int) -> str:
+  return os.path.join(run_dir, EVAL_DIR, model, f"results_{step}.json")
 
 
 def _quote(arg: str) -> str:
@@ -83,11 +108,13 @@ def main(argv=None) -> int:
   parser.add_argument("--held_out", default="nli", help="the cluster FLAN-tuning never sees")
   parser.add_argument("--devices", type=int, default=os.cpu_count() or 1,
                       help="CPU devices to shard training over (data parallel)")
+  parser.add_argument("--seeds", type=int, default=SEEDS,
+                      help="FLAN-tuning runs, seeds 0..N-1 (data order and dropout)")
   parser.add_argument("--quick", action="store_true", help="tiny stages: a smoke test")
   args = parser.parse_args(argv)
   os.makedirs(args.run_dir, exist_ok=True)
-  timings = run_stages(stages(args.run_dir, args.held_out, args.devices, args.quick),
-                       args.devices)
+  timings = run_stages(stages(args.run_dir, args.held_out, args.devices, args.quick,
+                              args.seeds), args.devices)
   if timings is None:
     return 1
   print_timings(timings, args.run_dir)

@@ -82,6 +82,7 @@ class Comparison:
   rows: list[Row]               # sorted by cluster, then task
   aggregates: list[Aggregate]   # clusters (sorted), then held-in, held-out, mixed, overall
   dropped: list[str]            # tasks left out by intersect=True
+  replicas: bool = False        # the non-baseline models are one recipe under several seeds
 
   @property
   def others(self) -> list[str]:
@@ -194,8 +195,12 @@ def _interval(value: float, replicates: np.ndarray) -> Delta:
 
 
 def compare(results: list[EvalResults], baseline: str | None = None, intersect: bool = False,
-            seed: int = 0, num_bootstrap: int = 1000) -> Comparison:
+            seed: int = 0, num_bootstrap: int = 1000, replicas: bool = False) -> Comparison:
   """Pairs every model with the baseline task by task and example by example.
+
+  `replicas`: the other models are runs of one recipe that differ only in their seeds;
+  the renderers then add the spread of their deltas (`spread`), which the examples'
+  intervals do not show.
 
   A task's score is its recorded primary metric; its interval comes from the per-example
   scores. For corpus-level metrics (BLEU), whose mean of per-example (sentence) scores
@@ -232,9 +237,13 @@ def compare(results: list[EvalResults], baseline: str | None = None, intersect: 
         option_share={m: by_model[m].tasks[name].metrics[OPTION_SHARE] for m in models
                       if OPTION_SHARE in by_model[m].tasks[name].metrics}))
   rows.sort(key=lambda row: (row.cluster, row.task))
+  if replicas and len(others) < 2:
+    raise FlanTuneError(f"replicas: the spread across seeds needs at least two models besides "
+                        f"the baseline {baseline!r}, got {len(others)}")
   return Comparison(models=models, baseline=baseline, split=split, seed=seed,
                     num_bootstrap=num_bootstrap, rows=rows,
-                    aggregates=_aggregates(rows, replicates, baseline, others), dropped=dropped)
+                    aggregates=_aggregates(rows, replicates, baseline, others), dropped=dropped,
+                    replicas=replicas)
 
 
 def _aggregate(kind: str, name: str, members: list[Row], replicates: dict, baseline: str,
@@ -287,6 +296,52 @@ def aggregate(comparison: Comparison, kind: str, name: str) -> Aggregate | None:
     if agg.kind == kind and agg.name == name:
       return agg
   return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Spread:
+  """One group's deltas across replicas: how far a rerun with another seed may move."""
+
+  group: str
+  tasks: int
+  mean: float
+  low: float                    # the smallest replica's delta
+  high: float                   # the largest
+  clear: int                    # replicas whose 95% interval excludes zero on the mean's side
+  option_share: tuple[float, float]  # smallest and largest replica's option share (nan: none)
+
+
+def spread(comparison: Comparison) -> list[Spread]:
+  """Per split, overall and per cluster: the replicas' deltas vs the baseline."""
+  c = comparison
+  order = ([agg for agg in c.aggregates if agg.kind != "cluster"]
+           + [agg for agg in c.aggregates if agg.kind == "cluster"])
+  out = []
+  for agg in order:
+    deltas = [agg.deltas[m] for m in c.others]
+    values = [d.value for d in deltas]
+    mean = float(np.mean(values))
+    clear = sum(d.low > 0 if mean >= 0 else d.high < 0 for d in deltas)
+    shares = [agg.option_share[m] for m in c.others]
+    out.append(Spread(group=_group_label(agg), tasks=agg.tasks, mean=mean, low=min(values),
+                      high=max(values), clear=clear,
+                      option_share=(min(shares), max(shares))))
+  return out
+
+
+def _spread_rows(c: Comparison) -> list[list[str]]:
+  def span(low: float, high: float, sign: bool = False) -> str:
+    return "n/a" if math.isnan(low) else f"{_num(low, sign)} .. {_num(high, sign)}"
+
+  return [[s.group, str(s.tasks), _num(s.mean, True), span(s.low, s.high, True),
+           f"{s.clear}/{len(c.others)}", span(*s.option_share)] for s in spread(c)]
+
+
+SPREAD_TITLE = ("Spread across the replicas (the models besides the baseline, one recipe under "
+                "different seeds): their deltas vs the baseline, how many of their intervals "
+                "exclude zero, and their option share, %")
+SPREAD_HEADER = ["group", "tasks", "mean Δ", "Δ range", "intervals clear of 0",
+                 "option share range"]
 
 
 # -- renderers ---------------------------------------------------------------------------------
@@ -369,6 +424,9 @@ def to_terminal(comparison: Comparison) -> str:
   if shares:
     lines += ["", OPTION_SHARE_TITLE]
     lines += _table(["group"] + c.models, shares, set(range(1, 1 + len(c.models))))
+  if c.replicas:
+    lines += ["", SPREAD_TITLE]
+    lines += _table(SPREAD_HEADER, _spread_rows(c), {1, 2, 3, 4, 5})
   return "\n".join(lines) + "\n"
 
 
@@ -420,6 +478,9 @@ def to_markdown(comparison: Comparison) -> str:
   if shares:
     lines += ["", "## Answer format", "", OPTION_SHARE_TITLE + ".", ""]
     lines += _md_table(["group"] + c.models, shares)
+  if c.replicas:
+    lines += ["", "## Spread across seeds", "", SPREAD_TITLE + ".", ""]
+    lines += _md_table(SPREAD_HEADER, _spread_rows(c))
   return "\n".join(lines) + "\n"
 
 
@@ -482,7 +543,8 @@ def _jsonable(value: Any) -> Any:
 
 def to_json(comparison: Comparison) -> dict[str, Any]:
   """Everything in the comparison as a json.dump-able dict (deltas: value, low, high)."""
-  return {"format": "flan-tune-compare/1", **_jsonable(comparison)}
+  spread_of = {"spread": _jsonable(spread(comparison))} if comparison.replicas else {}
+  return {"format": "flan-tune-compare/1", **_jsonable(comparison), **spread_of}
 
 
 def write_chart(comparison: Comparison, path: str | os.PathLike) -> None:
@@ -551,7 +613,7 @@ def _positive_int(text: str) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   """Arguments of `flan-tune compare RESULTS... [--baseline NAME] [--intersect] [--out DIR]
-  [--seed N] [--bootstrap N]`."""
+  [--replicas] [--seed N] [--bootstrap N]`."""
   parser.add_argument("results", nargs="+",
                       help="results files written by `flan-tune eval` (results_<step>.json)")
   parser.add_argument("--baseline", default=None,
@@ -560,6 +622,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="compare only the tasks every file has with the same examples")
   parser.add_argument("--out", default=None,
                       help="directory for comparison.md/.csv/.json/.png (default: print only)")
+  parser.add_argument("--replicas", action="store_true",
+                      help="the models besides the baseline are one recipe under several "
+                           "seeds: add the spread of their deltas")
   parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
   parser.add_argument("--bootstrap", type=_positive_int, default=1000,
                       help="bootstrap resamples for the 95%% intervals")
@@ -567,7 +632,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
   comparison = compare(load_all(args.results), baseline=args.baseline,
-                       intersect=args.intersect, seed=args.seed, num_bootstrap=args.bootstrap)
+                       intersect=args.intersect, seed=args.seed, num_bootstrap=args.bootstrap,
+                       replicas=args.replicas)
   print(to_terminal(comparison), end="")
   if args.out:
     for path in write_all(comparison, args.out).values():

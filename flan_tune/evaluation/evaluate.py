@@ -1,4 +1,4 @@
-"""`flan-tune eval`: evaluates one checkpoint (T5X's eval.py), configured by gin.
+"""`flan-tune eval`: evaluates checkpoints (T5X's eval.py), configured by gin.
 
 The checkpoint is anything `train.initial_checkpoint_path` accepts: a flan-tune model
 directory, a transformers T5 directory, or a training run (its MODEL_DIR, latest step, or
@@ -8,12 +8,15 @@ as held-in; every other task is held-out.
 
 import logging
 import os
+from collections.abc import Sequence
 
 import gin
 import jax
 
+from flan_tune.errors import FlanTuneError
 from flan_tune.evaluation import results as results_lib
 from flan_tune.evaluation.evaluator import EvalConfig, Evaluator
+from flan_tune.model import network
 from flan_tune.model.config import T5Config
 from flan_tune.runtime import model_setup, partitioning
 from flan_tune.runtime.model import EncoderDecoderModel
@@ -22,34 +25,78 @@ TENSORBOARD_DIR = os.path.join("tensorboard", "eval")
 
 
 @gin.configurable
-def evaluate(checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQUIRED, *,
-             model_name: str | None = None, eval_config: EvalConfig | None = None,
-             trained_on: str | None = None,
-             mesh_config: partitioning.MeshConfig | None = None) -> results_lib.EvalResults:
+def evaluate(checkpoint_path: str | Sequence[str] = gin.REQUIRED,
+             output_dir: str = gin.REQUIRED, *, model_name: str | Sequence[str] | None = None,
+             eval_config: EvalConfig | None = None, trained_on: str | None = None,
+             mesh_config: partitioning.MeshConfig | None = None
+             ) -> results_lib.EvalResults | list[results_lib.EvalResults]:
   """Evaluates and writes results_<step>.json (+ predictions) into output_dir.
 
+  `checkpoint_path` may list several checkpoints of one architecture (the seeds of a
+  recipe, the steps of a run): they share one evaluator, so the examples are rendered and
+  the functions compiled once, and each writes into output_dir/<its model name>/.
   `model_name` labels the results for `compare` (default: the checkpoint's directory
-  name); `trained_on` overrides the training mixture read from a run's checkpoint.
-  `mesh_config` (train's `MeshConfig` bindings) splits the params and batches over the
-  devices as training did; the default is data parallelism over every device."""
+  name; a list for a list); `trained_on` overrides the training mixture read from a
+  run's checkpoint. `mesh_config` (train's `MeshConfig` bindings) splits the params and
+  batches over the devices as training did; the default is data parallelism over every
+  device."""
+  paths = [checkpoint_path] if isinstance(checkpoint_path, str) else list(checkpoint_path)
+  names = _model_names(paths, model_name)
   eval_config = eval_config or EvalConfig()
   mesh_config = mesh_config or partitioning.MeshConfig()
-  base = model_setup.initial_config(checkpoint_path, "evaluate.checkpoint_path")
-  config = model_setup.reconcile(T5Config(), model_setup.gin_bound_fields(), base,
-                                 f"checkpoint {checkpoint_path!r}")
-  model = EncoderDecoderModel(model_setup.network_for(checkpoint_path, config))
+  net = _network(paths)
+  model = EncoderDecoderModel(net)
   evaluator = Evaluator(eval_config, model, output_dir, mesh_config.make_mesh(),
                         mesh_config.axis_rules())
-  params = model_setup.load_initial_params(checkpoint_path, config,
-                                           evaluator.sharded.param_shardings)
-  step = model_setup.checkpoint_step(checkpoint_path)
-  results = evaluator.evaluate(
-      params, model_name=model_name or _name_of(checkpoint_path), step=step,
-      checkpoint=os.path.abspath(checkpoint_path),
-      trained_on=trained_on or model_setup.trained_on(checkpoint_path))
-  write_tensorboard(results, os.path.join(output_dir, TENSORBOARD_DIR), step or 0)
-  print(summary(results), flush=True)
-  return results
+  every = []
+  for path, name in zip(paths, names):
+    params = model_setup.load_initial_params(path, net.config, evaluator.sharded.param_shardings)
+    step = model_setup.checkpoint_step(path)
+    directory = output_dir if len(paths) == 1 else os.path.join(output_dir, name)
+    os.makedirs(directory, exist_ok=True)
+    results = evaluator.evaluate(
+        params, model_name=name, step=step, checkpoint=os.path.abspath(path),
+        trained_on=trained_on or model_setup.trained_on(path), output_dir=directory)
+    del params
+    write_tensorboard(results, os.path.join(directory, TENSORBOARD_DIR), step or 0)
+    print(summary(results), flush=True)
+    every.append(results)
+  return every[0] if isinstance(checkpoint_path, str) else every
+
+
+def _model_names(paths: list[str], given: str | Sequence[str] | None) -> list[str]:
+  if not paths:
+    raise FlanTuneError("evaluate.checkpoint_path: no checkpoint given")
+  if given is None:
+    names = [_name_of(path) for path in paths]
+  elif isinstance(given, str):
+    names = [given] if len(paths) == 1 else []
+  else:
+    names = list(given)
+  if len(names) != len(paths):
+    raise FlanTuneError(f"evaluate.model_name: {len(paths)} checkpoints need {len(paths)} "
+                        f"names, got {given!r}")
+  repeated = sorted({name for name in names if names.count(name) > 1})
+  if repeated:
+    raise FlanTuneError(f"evaluate.checkpoint_path: several checkpoints would be named "
+                        f"{', '.join(repeated)}; give evaluate.model_name one name each")
+  return names
+
+
+def _network(paths: list[str]) -> network.T5:
+  """The checkpoints' one network (gin's execution knobs applied); an error names the
+  first checkpoint whose architecture, soft prompt or adapters differ."""
+  first = None
+  for path in paths:
+    base = model_setup.initial_config(path, "evaluate.checkpoint_path")
+    config = model_setup.reconcile(T5Config(), model_setup.gin_bound_fields(), base,
+                                   f"checkpoint {path!r}")
+    this = model_setup.network_for(path, config)
+    if first is not None and this != first:
+      raise FlanTuneError(f"evaluate.checkpoint_path: {path!r} is not the architecture of "
+                          f"{paths[0]!r}; evaluate them in separate runs")
+    first = first or this
+  return first
 
 
 def _name_of(path: str) -> str:

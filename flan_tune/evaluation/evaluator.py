@@ -31,6 +31,7 @@ from jax.sharding import Mesh
 from flan_tune.errors import MixtureError
 from flan_tune.evaluation import results as results_lib
 from flan_tune.mixtures import builder
+from flan_tune.tasks import metrics as task_metrics
 from flan_tune.tasks import registry
 from flan_tune.tasks.preprocessors import OPTIONS_SEPARATOR
 from flan_tune.runtime import partitioning
@@ -68,13 +69,16 @@ class _Collector(seqio.Logger):
   def __init__(self, output_dir):
     super().__init__(output_dir)
     self.tasks: dict[str, dict[str, Any]] = {}
+    self._examples: dict[int, list] = {}  # id(cached dataset) -> its examples, read once
 
   def __call__(self, task_name, step, metrics, dataset, targets, inferences):
     del step
+    if dataset is not None and id(dataset) not in self._examples:
+      self._examples[id(dataset)] = list(dataset.as_numpy_iterator())
     self.tasks[task_name] = {
         "metrics": {k: float(v.value) for k, v in metrics.items()
                     if np.ndim(getattr(v, "value", None)) == 0},
-        "examples": list(dataset.as_numpy_iterator()) if dataset is not None else [],
+        "examples": self._examples[id(dataset)] if dataset is not None else [],
         "targets": list(targets or []), "inferences": dict(inferences)}
 
 
@@ -102,6 +106,7 @@ class Evaluator:
         num_examples=config.num_examples, logger_cls=(_Collector,), log_dir=output_dir,
         async_compute_metrics=False)
     self.tasks = [task.name for task in self._seqio.eval_tasks]
+    self._rows: dict[int, list] = {}  # id(cached dataset) -> its rows, read once
     if not self.tasks:
       raise MixtureError(f"{name!r} has no task with metrics and a {config.split!r} split")
     skipped = sorted(set(_members(name)) - set(self.tasks))
@@ -112,10 +117,14 @@ class Evaluator:
 
 
   def evaluate(self, params, *, model_name: str, step: int | None, checkpoint: str = "",
-               trained_on: str | None = None) -> results_lib.EvalResults:
+               trained_on: str | None = None,
+               output_dir: str | None = None) -> results_lib.EvalResults:
     """Runs every task, writes results_<step>.json and the predictions; returns them.
 
-    `trained_on`: the mixture the model was trained on; its families count as held-in."""
+    `trained_on`: the mixture the model was trained on; its families count as held-in.
+    `output_dir` (default: the one given at construction) lets several checkpoints of one
+    step share this evaluator."""
+    output_dir = output_dir or self.output_dir
     collector: _Collector = self._seqio.loggers[0]
     collector.tasks.clear()
     progress = _Progress(len(self.tasks))
@@ -131,8 +140,8 @@ class Evaluator:
         mixture=self.config.mixture_or_task_name, checkpoint=checkpoint, tasks=tasks)
     suffix = "final" if step is None else str(step)
     if jax.process_index() == 0:
-      results_lib.save(results, os.path.join(self.output_dir, f"results_{suffix}.json"))
-      _write_predictions(os.path.join(self.output_dir, f"predictions_{suffix}"),
+      results_lib.save(results, os.path.join(output_dir, f"results_{suffix}.json"))
+      _write_predictions(os.path.join(output_dir, f"predictions_{suffix}"),
                          collector.tasks)
     return results
 
@@ -140,7 +149,9 @@ class Evaluator:
     """(indices, features) in fixed-size batches; the last is padded by repeating rows,
     so every batch has one shape and the functions compile once."""
     size = self.config.batch_size
-    rows = list(dataset.as_numpy_iterator())
+    if id(dataset) not in self._rows:  # seqio hands over the same cached datasets each call
+      self._rows[id(dataset)] = list(dataset.as_numpy_iterator())
+    rows = self._rows[id(dataset)]
     for start in range(0, len(rows), size):
       chunk = rows[start:start + size]
       indices = [int(index) for index, _ in chunk]
@@ -237,7 +248,7 @@ def _text(value: Any) -> Any:
 
 def _primary_of(task: seqio.Task, targets: Sequence, inferences: Sequence,
                 primary: str) -> float:
-  """The task's metric containing `primary`, on these examples alone."""
+  """The task's metric containing `primary`, on these rows alone (one ranked example)."""
   for metric_fn in task.metric_fns:
     value = metric_fn(list(targets), list(inferences))
     if primary in value:
@@ -245,11 +256,21 @@ def _primary_of(task: seqio.Task, targets: Sequence, inferences: Sequence,
   return float("nan")
 
 
+def _primary_scores(task: seqio.Task, targets: Sequence, predictions: Sequence,
+                    primary: str) -> list[float]:
+  """Each example's value of the task's metric that reports `primary`."""
+  for metric_fn in task.metric_fns:
+    values = task_metrics.per_example(metric_fn, list(targets), list(predictions))
+    if values and primary in values[0]:
+      return [float(getattr(value[primary], "value", value[primary])) for value in values]
+  return [float("nan")] * len(targets)
+
+
 def _generated_examples(task, examples, collected, primary):
   targets, predictions = collected["targets"], collected["inferences"].get("prediction", [])
   ids = [_digest(ex.get("inputs_pretokenized"), ex.get("targets_pretokenized"))
          for ex in examples]
-  scores = [_primary_of(task, [t], [p], primary) for t, p in zip(targets, predictions)]
+  scores = _primary_scores(task, targets, predictions[:len(targets)], primary)
   options = [int(ex["num_options"]) for ex in examples if int(ex.get("num_options", 0)) > 0]
   chance = statistics.fmean(100.0 / n for n in options) if options else 0.0
   return ids, scores, chance

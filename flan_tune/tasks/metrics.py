@@ -38,6 +38,31 @@ def rouge(targets, predictions):
   return t5_metrics.rouge(_first(targets), predictions)
 
 
+@functools.lru_cache(maxsize=1)
+def _rouge_scorer():
+  from rouge_score import rouge_scorer
+
+  return rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeLsum"])
+
+
+def _rouge_prepared(text: str) -> str:
+  """As t5's rouge prepares both texts: one sentence per line, for ROUGE-Lsum."""
+  return text.replace(" . ", " .\n")
+
+
+def per_example(metric_fn, targets: Sequence[References], predictions: Sequence[str]) -> list:
+  """`metric_fn`'s value on each example alone (the scores `compare` resamples).
+
+  `rouge` is scored directly: t5's version bootstraps 1,000 resamples even for a single
+  example, whose result is that example's own score."""
+  if metric_fn is rouge:
+    scorer = _rouge_scorer()
+    return [{key: 100 * score.fmeasure for key, score in scorer.score(
+        target=_rouge_prepared(target), prediction=_rouge_prepared(prediction)).items()}
+        for target, prediction in zip(_first(targets), predictions)]
+  return [metric_fn([target], [prediction]) for target, prediction in zip(targets, predictions)]
+
+
 def bleu(targets, predictions):
   """Corpus BLEU (sacrebleu, as T5 reports it)."""
   references = _as_lists(targets)
