@@ -1,5 +1,6 @@
 """tools/gpu_check.py --smoke: the GPU check's own code, on the CPU, with TensorFlow, seqio,
-tensorflow_datasets and t5 unimportable (what a bare accelerator image lacks)."""
+tensorflow_datasets and t5 unimportable (what a bare accelerator image lacks): a train
+step plain and with remat + scanned layers, greedy decoding, an Orbax save and restore."""
 
 import json
 import os
@@ -27,6 +28,7 @@ def test_smoke_trains_and_decodes_without_the_data_stack(tmp_path):
     assert train["mfu_vs_vendor_peak"] is None  # a CPU has no vendor figure
   decode = results["decode/t5_1_1_tiny"]
   assert decode["torch_device"] == "cpu" and decode["speedup"] > 0
+  assert results["checkpoint/t5_1_1_tiny"]["bit_equal"]
   assert results["measured_peak_bf16_tflops"] > 0
   assert "train/t5_1_1_tiny/plain" in done.stdout  # the printed table
 

@@ -27,6 +27,7 @@ Usage: python tools/benchmark.py [--sections train,useful,decode,pipeline]
 """
 
 import argparse
+import dataclasses
 import functools
 import itertools
 import json
@@ -35,6 +36,7 @@ import platform
 import sys
 import tempfile
 import time
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench_pipeline
@@ -93,9 +95,22 @@ def dense_batch(rng: np.random.Generator, batch: int, lengths: dict, vocab: int)
           "decoder_loss_weights": np.ones_like(targets)}
 
 
-def flan_tune_trainer(config: T5Config, params, dtype: str):
-  """run(batch) -> loss: flan-tune's compiled train step (trainer.make_train_step with
-  AdamW) on one device, from a fresh copy of `params`."""
+@dataclasses.dataclass
+class Trainer:
+  """flan-tune's compiled train step (AdamW, one device) and the state it updates."""
+
+  step_fn: Any
+  state: train_state.TrainState
+  shardings: train_state.TrainState
+  rng: jax.Array
+
+  def __call__(self, batch) -> float:
+    self.state, metrics = self.step_fn(self.state, batch, self.rng)
+    return float(metrics["loss"])
+
+
+def flan_tune_trainer(config: T5Config, params, dtype: str) -> Trainer:
+  """trainer(batch) -> loss, from a fresh copy of `params` on one device."""
   model = EncoderDecoderModel(T5(config.replace(dtype=dtype)))
   optimizer = optimizers.adamw(optimizers.constant_schedule(ADAMW["lr"]),
                                weight_decay=ADAMW["weight_decay"])
@@ -107,12 +122,7 @@ def flan_tune_trainer(config: T5Config, params, dtype: str):
   step = trainer.compile_train_step(
       trainer.make_train_step(model, optimizer, dropout=False), mesh, rules, shardings,
       partitioning.batch_sharding(mesh, rules))
-  rng, holder = jax.random.key(0), {"state": state}
-
-  def run(batch):
-    holder["state"], metrics = step(holder["state"], batch, rng)
-    return float(metrics["loss"])
-  return run
+  return Trainer(step, state, shardings, jax.random.key(0))
 
 
 def flan_tune_generate(config: T5Config, params, dtype: str, new_tokens: int):

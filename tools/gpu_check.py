@@ -3,15 +3,17 @@
 It needs only what a bare accelerator image has (jax, flax, optax, orbax, torch,
 transformers) and a carried gin-config wheel. TensorFlow, seqio, tensorflow_datasets,
 tensorflow_text and t5 are blocked before anything else is imported. Running the check
-therefore also shows that the model, train step, optimizers, partitioning and decoding
-need none of them.
+therefore also shows that the model, train step, optimizers, partitioning, decoding and
+checkpoints need none of them.
 
   peak    the measured bf16 matmul peak (square jnp.dot, float32 accumulation);
   train   bf16 train steps (mixed precision, AdamW, one device) of each model, plain and
           with full remat + scanned layers: step time, model TFLOP/s
           (flan_tune.model.flops), MFU against the vendor peak and the measured one;
   decode  greedy decoding of the first model (bf16 weights; EOS never stops it) against
-          transformers' `generate` on the same device: new tokens/s.
+          transformers' `generate` on the same device: new tokens/s;
+  checkpoint  the first model's train state saved with flan-tune's Orbax checkpointer
+          and restored onto the device: seconds, and whether it comes back bit-equal.
 
 Sections run in that order, each variant on its own. A failure (out of memory, say) is
 recorded in the JSON and the check goes on. Once `--budget_s` has passed, the remaining
@@ -138,6 +140,35 @@ def decode_section(config: T5Config, shapes: Shapes) -> dict:
           "transformers_tokens_per_s": tokens / theirs["s"], "speedup": theirs["s"] / ours["s"]}
 
 
+def checkpoint_section(config: T5Config, batch_size: int, shapes: Shapes) -> dict:
+  """The train state (params and AdamW moments) after one step, saved with flan-tune's
+  Orbax checkpointer to local disk and restored onto the device: seconds, and bit-equality."""
+  from flan_tune.runtime import checkpoints
+
+  inputs, targets = shapes.lengths
+  trainer = benchmark.flan_tune_trainer(config, random_params(config), "bfloat16")
+  trainer(benchmark.dense_batch(np.random.default_rng(0), batch_size,
+                                {"inputs": inputs, "targets": targets}, config.vocab_size))
+  state = jax.block_until_ready(trainer.state)
+  size = sum(leaf.nbytes for leaf in jax.tree.leaves(state))
+  with tempfile.TemporaryDirectory() as directory:
+    with checkpoints.Checkpointer(directory, checkpoints.CheckpointConfig(
+        save_interval_steps=1)) as checkpointer:
+      started = time.perf_counter()
+      checkpointer.save(1, state, {"check": "gpu_check"}, force=True)
+      checkpointer.wait()
+      saved = time.perf_counter() - started
+      started = time.perf_counter()
+      restored, data = checkpointer.restore(checkpoints.abstract_like(state, trainer.shardings))
+      jax.block_until_ready(restored)
+      read = time.perf_counter() - started
+  equal = all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in
+              zip(jax.tree.leaves(state), jax.tree.leaves(restored)))
+  return {"bytes": size, "save_s": saved, "restore_s": read,
+          "save_gb_per_s": size / saved / 1e9, "restore_gb_per_s": size / read / 1e9,
+          "bit_equal": equal and data == {"check": "gpu_check"}}
+
+
 def attempt(results: dict, key: str, began: float, budget_s: float, fn) -> None:
   """results[key] = fn(), or why not: over the budget, or the error's last lines."""
   if time.monotonic() - began > budget_s:
@@ -172,8 +203,11 @@ def run_check(shapes: Shapes, budget_s: float) -> dict:
     for variant, knobs in VARIANTS.items():
       attempt(results, f"train/{name}/{variant}", began, budget_s, functools.partial(
           train_variant, config.replace(**knobs), batch_size, shapes, peaks))
-  attempt(results, f"decode/{shapes.models[0][0]}", began, budget_s,
-          functools.partial(decode_section, model_config(shapes.models[0][0]), shapes))
+  first, first_batch = shapes.models[0]
+  attempt(results, f"decode/{first}", began, budget_s,
+          functools.partial(decode_section, model_config(first), shapes))
+  attempt(results, f"checkpoint/{first}", began, budget_s,
+          functools.partial(checkpoint_section, model_config(first), first_batch, shapes))
   results["wall_s"] = time.monotonic() - began
   return results
 
@@ -192,10 +226,13 @@ def table(results: dict) -> str:
   lines = [f"{results['device']}; measured bf16 peak {results['measured_peak_bf16_tflops']:.1f}"
            f" TFLOP/s, vendor {results['vendor_peak_bf16_tflops'] or 'unknown'}"]
   for key, value in results.items():
-    if not isinstance(value, dict) or not key.startswith(("train/", "decode/")):
+    if not isinstance(value, dict) or "/" not in key:
       continue
     if "error" in value or "skipped" in value:
       lines.append(f"  {key:<36} {value.get('error') or value['skipped']}")
+    elif key.startswith("checkpoint/"):
+      lines.append(f"  {key:<36} {value['bytes'] / 1e9:.2f} GB saved in {value['save_s']:.1f} s,"
+                   f" restored in {value['restore_s']:.1f} s; bit-equal: {value['bit_equal']}")
     elif key.startswith("train/"):
       vendor = value["mfu_vs_vendor_peak"]
       lines.append(f"  {key:<36} {value['timing']['s'] * 1e3:8.1f} ms/step  "
