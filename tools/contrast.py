@@ -2,7 +2,7 @@
 
 On the offline collection, from `make demo`'s pretrained T5 baseline (made here if
 RUN_DIR lacks it):
-  (a) flan         FLAN instruction tuning on every cluster but HELD_OUT (the demo's run);
+  (a) flan         FLAN instruction tuning on every cluster but HELD_OUT (the demo's seed 0);
   (b) single_task  full fine-tuning on one held-in task, TASK;
   (c) prompt       prompt tuning on TASK (runs/prompt_tuning.gin);
   (d) lora         LoRA on TASK (runs/lora.gin);
@@ -78,8 +78,8 @@ def grouped(results: results_lib.EvalResults, flan: results_lib.EvalResults, tas
 
 def method_costs(run_dir: str, baseline: str, timings: dict[str, float]) -> list[dict]:
   """Trained parameters and per-device optimizer state of each method (flan-tune plan's
-  numbers on one device), and its training stage's wall time (start-up and, for flan,
-  the evaluation at its end included; None for a run trained by an earlier invocation)."""
+  numbers on one device), and its training stage's wall time (start-up included; None
+  for a run trained by an earlier invocation)."""
   import gin
 
   from flan_tune.launch_config import parse_gin
