@@ -39,18 +39,39 @@ def test_packed_and_padded_sides_train_on_the_same_examples(stream):
   assert slots(packed) < slots(padded)
 
 
-def test_benchmark_runs_and_writes_every_section(tmp_path):
+def test_useful_work_trains_both_sides_on_the_stream(stream, tmp_path):
+  args = benchmark.parse_args(["--model", "offline_demo", "--useful_batches", "1",
+                               "--lengths", "inputs=128,targets=32"])
+  config, params = _offline_demo()
+  benchmark.export_hf(config, params, tmp_path)
+  useful = benchmark.useful_section(config, params, str(tmp_path), "float32", args, stream)
+  assert useful["examples"] > 8 and useful["non_padding_tokens"] > 0
+  assert useful["flan_tune"]["token_slots"] < useful["transformers"]["token_slots"]
+  assert np.isfinite(useful["speedup"])
+
+
+def _offline_demo():
+  import jax
+
+  from flan_tune.model import T5, T5Config, init_variables, unbox
+
+  import gin
+
+  benchmark.parse_gin(["models/offline_demo.gin"], [])
+  config = T5Config()
+  gin.clear_config()
+  params = unbox(init_variables(T5(config), jax.random.key(0)))["params"]
+  return config, jax.tree.map(np.asarray, params)
+
+
+def test_benchmark_runs_and_writes_json(tmp_path):
+  """main() end to end on the train section (decode: tests/test_gpu_check.py runs the
+  same functions; useful work: above, on the shared stream)."""
   out = tmp_path / "bench.json"
-  assert benchmark.main(["--model", "offline_demo", "--sections", "train,useful,decode",
-                         "--dtypes", "float32", "--steps", "1", "--useful_batches", "1",
-                         "--useful_stream", "60",
-                         "--decode_runs", "1", "--new_tokens", "4", "--peak_size", "256",
-                         "--lengths", "inputs=64,targets=16", "--decode_input_length", "32",
-                         "--json", str(out)]) == 0
+  assert benchmark.main(["--model", "offline_demo", "--sections", "train",
+                         "--dtypes", "float32", "--steps", "1", "--peak_size", "256",
+                         "--lengths", "inputs=64,targets=16", "--json", str(out)]) == 0
   results = json.loads(out.read_text())
   assert results["peak_flops"]["float32"] > 0
   train = results["train"]["float32"]
   assert np.isfinite(train["speedup"]) and 0 < train["flan_tune_mfu"] < 1
-  useful = results["useful"]["float32"]
-  assert useful["examples"] > 8 and useful["non_padding_tokens"] > 0
-  assert results["decode"]["float32"]["flan_tune_tokens_per_s"] > 0

@@ -263,10 +263,10 @@ def run_all(run, batches) -> float:
   return time.perf_counter() - start
 
 
-def useful_section(config, params, hf_dir, dtype, args) -> dict:
+def useful_section(config, params, hf_dir, dtype, args, stream: list) -> dict:
+  """Both sides trained on the same examples of `stream` (offline_examples')."""
   lengths = {"inputs": args.input_length, "targets": args.target_length}
-  packed = packed_batches(offline_examples(args.useful_stream, lengths), args.batch, lengths,
-                          args.useful_batches)
+  packed = packed_batches(stream, args.batch, lengths, args.useful_batches)
   examples = unpacked(packed)
   tokens = sum(len(e["inputs"]) + len(e["targets"]) for e in examples)
   padded = padded_batches(examples, args.batch)
@@ -415,6 +415,10 @@ def main(argv=None) -> int:
                    "transformers": transformers.__version__},
       "model": args.model, "config": config.architecture()}
   results["peak_flops"] = {dtype: matmul_peak(dtype, args.peak_size) for dtype in args.dtypes}
+  stream = None
+  if "useful" in args.sections:
+    stream = offline_examples(args.useful_stream, {"inputs": args.input_length,
+                                                   "targets": args.target_length})
   with tempfile.TemporaryDirectory() as hf_dir:
     export_hf(config, params, hf_dir)
     for section in ("train", "useful", "decode"):
@@ -427,7 +431,8 @@ def main(argv=None) -> int:
           results[section][dtype] = train_section(config, params, hf_dir, dtype, args,
                                                   results["peak_flops"][dtype])
         elif section == "useful":
-          results[section][dtype] = useful_section(config, params, hf_dir, dtype, args)
+          results[section][dtype] = useful_section(config, params, hf_dir, dtype, args,
+                                                   stream)
         else:
           results[section][dtype] = decode_section(config, params, hf_dir, dtype, args)
   if "pipeline" in args.sections:

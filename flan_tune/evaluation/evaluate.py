@@ -57,7 +57,7 @@ def evaluate(checkpoint_path: str | Sequence[str] = gin.REQUIRED,
     results = evaluator.evaluate(
         params, model_name=name, step=step, checkpoint=os.path.abspath(path),
         trained_on=trained_on or model_setup.trained_on(path), output_dir=directory)
-    del params
+    del params  # before the next checkpoint loads: one model's params at a time
     write_tensorboard(results, os.path.join(directory, TENSORBOARD_DIR), step or 0)
     print(summary(results), flush=True)
     every.append(results)
@@ -92,10 +92,11 @@ def _network(paths: list[str]) -> network.T5:
     config = model_setup.reconcile(T5Config(), model_setup.gin_bound_fields(), base,
                                    f"checkpoint {path!r}")
     this = model_setup.network_for(path, config)
-    if first is not None and this != first:
+    if first is None:
+      first = this
+    elif this != first:
       raise FlanTuneError(f"evaluate.checkpoint_path: {path!r} is not the architecture of "
                           f"{paths[0]!r}; evaluate them in separate runs")
-    first = first or this
   return first
 
 
