@@ -14,7 +14,7 @@ demo: $(VENV)/.installed
 	$(BIN)/python tools/demo.py --run_dir runs/demo
 
 # Instruction tuning set against single-task fine-tuning, prompt tuning and LoRA, from the
-# demo's baseline (tools/contrast.py; reuses runs/demo, about 25 min on 2 cores from scratch).
+# demo's baseline (tools/contrast.py; reuses runs/demo, trains and evaluates what it lacks).
 contrast: $(VENV)/.installed
 	$(BIN)/python tools/contrast.py --run_dir runs/demo
 

@@ -12,17 +12,16 @@ import dataclasses
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 import gin
-import t5.evaluation.metrics as t5_metrics
 
 from flan_tune.errors import RegistrationError, SourceError
 from flan_tune.tasks import Template, register_task
-from flan_tune.tasks import postprocessors
+from flan_tune.tasks import metrics, postprocessors
 from flan_tune.tasks.sources import LoadedJsonlSource, Paths, normalize_value
 from flan_tune.tasks.templates import validate_templates
 
 Files = Union[Paths, Mapping[str, Paths]]
 # Open-ended generation has no single right answer; ROUGE rewards overlap with the reference.
-DEFAULT_METRIC_FNS = (t5_metrics.rouge,)
+DEFAULT_METRIC_FNS = (metrics.rouge,)
 # Self-Instruct style data marks an absent input with a placeholder instead of "".
 _NO_INPUT_MARKERS = frozenset({"", "<noinput>", "noinput", "<no input>", "no input"})
 USER, ASSISTANT = "User", "Assistant"

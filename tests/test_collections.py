@@ -186,15 +186,20 @@ def test_rouge_l_and_exact_match_follow_the_official_normalization():
   assert scores["rougeL"] == pytest.approx((80.0 + 50.0) / 2)
 
 
-def test_per_example_rouge_is_t5s_rouge_on_each_example_alone():
-  """Without t5's bootstrap, which for one example returns that example's score."""
+def test_rouge_is_t5s_per_example_rouge_averaged_and_deterministic():
+  """t5's rouge of one example is that example's score (its bootstrap has one value to
+  resample); ours averages those, where t5 takes an unseeded bootstrap median."""
+  import t5.evaluation.metrics as t5_metrics
+
   targets = ["the cat sat on the mat . it slept .", "a summary", ["two refs", "ignored"]]
   predictions = ["the cat sat . it slept on the mat .", "nothing alike", "two refs"]
-  fast = metrics.per_example(metrics.rouge, targets, predictions)
-  slow = [metrics.rouge([t], [p]) for t, p in zip(targets, predictions)]
-  assert [sorted(f) for f in fast] == [sorted(s) for s in slow]
-  for f, s in zip(fast, slow):
-    assert f == pytest.approx(s)
+  each = metrics.per_example(metrics.rouge, targets, predictions)
+  for one, target, prediction in zip(each, ["the cat sat on the mat . it slept .",
+                                            "a summary", "two refs"], predictions):
+    assert one == pytest.approx(t5_metrics.rouge([target], [prediction]))
+  overall = metrics.rouge(targets, predictions)
+  assert overall == pytest.approx({key: np.mean([one[key] for one in each]) for key in each[0]})
+  assert metrics.rouge(targets, predictions) == overall
   assert metrics.per_example(metrics.accuracy, ["a", "b"], ["a", "c"]) == [
       {"accuracy": 100.0}, {"accuracy": 0.0}]
 
