@@ -442,10 +442,14 @@ def main(argv=None) -> int:
   print(f"\n{args.model}, batch {args.batch}, {results['machine']}")
   print(table(results))
   if args.json:
-    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    with open(args.json, "w") as f:
-      json.dump(results, f, indent=2, default=float)
+    write_json(results, args.json)
   return 0
+
+
+def write_json(results: dict, path: str) -> None:
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path, "w") as f:
+    json.dump(results, f, indent=2, default=float)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@
    data order and dropout (`train.seed`, `TrainInput.seed`);
 3. evaluate the baseline and every run in one `flan-tune eval` (one evaluator: the
    examples are rendered and the functions compiled once) on the same zero-shot
-   evaluation mixture, 120 rows per task (a three-option rank task: 40 examples);
+   evaluation mixture, 120 rows per task (a three-option rank task: 39 whole examples);
 4. `flan-tune compare --replicas`: the per-task table, and how far the deltas spread
    across the seeds, written into RUN_DIR/comparison.
 
@@ -17,9 +17,9 @@ Rerunning resumes: finished training stages return at once.
 The settings were chosen by timed runs on a 2-core machine: a small model (see the model
 gin), few steps at high learning rates (rsqrt with 100 warm-up steps for pretraining;
 constant 1e-2 at batch 8 for FLAN-tuning) and lengths 256/64. At this scale a seed moves
-a cluster's delta by more than its bootstrap interval, and so does a change of CPU (the
-float order differs between Intel's AMX and AMD's kernels): the spread across seeds is
-what a claim has to clear.
+some clusters' deltas by more than their bootstrap intervals (sentiment: +35 to +55), and
+a change of CPU moved the first, one-run demo's held-out delta from +14.4 to +6.9: the
+spread across seeds is what a claim has to clear.
 """
 
 import argparse
@@ -83,7 +83,7 @@ def stages(run_dir: str, held_out: str, devices: int, quick: bool,
 
 def sizes(quick: bool) -> tuple[int, int, int]:
   """Pretraining steps, FLAN-tuning steps, evaluation rows per task (a rank task spends one
-  row per option: 120 rows are 40 three-option examples)."""
+  row per option: 120 rows hold 39 whole three-option examples)."""
   return (20, 20, 6) if quick else (300, 450, 120)
 
 

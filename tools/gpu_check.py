@@ -34,7 +34,6 @@ for _name in BLOCKED:  # `import tensorflow` now raises ImportError, wherever it
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import functools  # noqa: E402
-import json  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
 import tempfile  # noqa: E402
@@ -257,9 +256,7 @@ def main(argv=None) -> int:
   results = run_check(Shapes.smoke() if args.smoke else Shapes.full(), args.budget_s)
   print(table(results), flush=True)
   if args.json:
-    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    with open(args.json, "w") as f:
-      json.dump(results, f, indent=1, default=float)
+    benchmark.write_json(results, args.json)
   return 0
 
 
