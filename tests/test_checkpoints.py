@@ -16,7 +16,7 @@ from flan_tune.runtime.checkpoints import CheckpointConfig
 
 _PRELUDE = """
   import json, os, sys
-  os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+  os.environ["XLA_FLAGS"] += " --xla_force_host_platform_device_count=8"
   import jax, numpy as np
   from jax.sharding import NamedSharding, PartitionSpec as P
   from flan_tune.runtime.checkpoints import Checkpointer, CheckpointConfig, abstract_like

@@ -239,7 +239,7 @@ def test_a_transformers_checkpoint_evaluates_like_the_same_flan_tune_model(
 
 _SHARDED_EVAL = """
 import json, os, sys
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+os.environ["XLA_FLAGS"] += " --xla_force_host_platform_device_count=8"
 import jax, numpy as np
 import flan_tune_tasks  # the offline collection
 from flan_tune.evaluation.evaluator import EvalConfig, Evaluator

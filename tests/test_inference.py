@@ -22,8 +22,7 @@ def model(tmp_path_factory):
 
 
 def run(*args, devices=1, stdin=None):
-  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu",
-         "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+  env = runs_lib.device_env(devices, TF_CPP_MIN_LOG_LEVEL="3")
   return subprocess.run([sys.executable, "-m", "flan_tune.cli", *args], capture_output=True,
                         text=True, env=env, cwd=runs_lib.REPO, input=stdin, timeout=300)
 

@@ -25,6 +25,7 @@ import pytest
 
 from flan_tune import cli
 from flan_tune.training import memory_plan
+from training_runs import device_env
 
 _SCRIPT = textwrap.dedent("""
   import json
@@ -84,12 +85,9 @@ pytestmark = pytest.mark.xdist_group("multi_device")
 
 @pytest.fixture(scope="module")
 def compiled():
-  # LLVM's optimisation level changes the generated code, not buffer assignment (same
-  # memory analysis, checked), and it is most of the compile time on CPU.
-  flags = ("--xla_force_host_platform_device_count=8 --xla_backend_optimization_level=0 "
-           "--xla_llvm_disable_expensive_passes=true")
-  env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
-  proc = subprocess.run([sys.executable, "-c", _SCRIPT % json.dumps(CASES)], env=env,
+  # conftest's XLA flags turn LLVM's optimisations off: they change the generated code,
+  # not buffer assignment (same memory analysis, checked).
+  proc = subprocess.run([sys.executable, "-c", _SCRIPT % json.dumps(CASES)], env=device_env(8),
                         capture_output=True, text=True, timeout=300, check=False)
   assert proc.returncode == 0, proc.stderr[-4000:]
   line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))

@@ -13,6 +13,8 @@ import textwrap
 import jax
 import pytest
 
+from training_runs import device_env
+
 from flan_tune.runtime import partitioning
 from flan_tune.runtime.partitioning import MeshConfig, PartitioningError
 
@@ -124,8 +126,7 @@ pytestmark = pytest.mark.xdist_group("multi_device")
 
 @pytest.fixture(scope="module")
 def eight_devices():
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-             JAX_PLATFORMS="cpu")
+  env = device_env(8)
   proc = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, capture_output=True,
                         text=True, timeout=300, check=False)
   assert proc.returncode == 0, proc.stderr[-4000:]

@@ -16,6 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from training_runs import device_env
+
 from flan_tune.model import network
 from flan_tune.model.config import T5Config
 from flan_tune.runtime import partitioning
@@ -105,8 +107,7 @@ _SCRIPT = textwrap.dedent("""
 @pytest.fixture(scope="module")
 def eight_device_process():
   """Started before the single-device run is computed, so the two overlap on 2 cores."""
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-             JAX_PLATFORMS="cpu")
+  env = device_env(8)
   script = _SCRIPT.format(tests_dir=os.path.dirname(os.path.abspath(__file__)))
   proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)

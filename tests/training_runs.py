@@ -44,12 +44,18 @@ def train_args(model_dir, steps, initial_checkpoint, *extra, batch_size=4):
           "--gin.CheckpointConfig.save_interval_steps=2", "--gin.train.log_every=1", *extra]
 
 
+def device_env(devices, **extra):
+  """The environment of a subprocess with `devices` CPU devices (XLA_FLAGS only takes
+  effect before jax initialises), keeping the suite's other XLA flags."""
+  flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"
+  return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "JAX_PLATFORMS": "cpu",
+          "XLA_FLAGS": flags.strip(), **extra}
+
+
 def start(args, log_path, devices=1):
   """A subprocess with `devices` CPU devices, its output in log_path."""
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", JAX_PLATFORMS="cpu",
-             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
   log = open(log_path, "w+")
-  process = subprocess.Popen(args, cwd=REPO, env=env, stdout=log,
+  process = subprocess.Popen(args, cwd=REPO, env=device_env(devices), stdout=log,
                              stderr=subprocess.STDOUT, text=True)
   process.log = log
   return process

@@ -202,13 +202,15 @@ def train_section(config, params, hf_dir, dtype, args, peak) -> dict:
           "speedup": theirs["s"] / ours["s"]}
 
 
-def offline_examples(count: int, lengths: dict, seed: int = 0) -> list:
-  """`count` tokenized examples of flan_offline, trimmed to `lengths`, in mixture order."""
+def offline_examples(count: int, lengths: dict, seed: int = 0,
+                     mixture: str = "flan_offline") -> list:
+  """`count` tokenized examples of an offline mixture, trimmed to `lengths`, in mixture
+  order."""
   import seqio
 
-  import flan_tune_tasks  # noqa: F401  (registers flan_offline)
+  import flan_tune_tasks  # noqa: F401  (registers the offline mixtures)
 
-  ds = seqio.get_mixture_or_task("flan_offline").get_dataset(
+  ds = seqio.get_mixture_or_task(mixture).get_dataset(
       lengths, split="train", shuffle=False, seed=seed, num_epochs=None)
   out = []
   for example in ds.take(count).as_numpy_iterator():
