@@ -275,9 +275,9 @@ def plan(config: T5Config, optimizer: optax.GradientTransformation,
                     f"(choose from {', '.join(sorted(partitioning.RULE_SETS))})")
   rows = check_inputs(mesh_shape, batch_size, num_microbatches, headroom)
   model = peft.network(config)
-  shapes = train_state.abstract_state(model, optimizer, peft)
-  state = state_bytes(shapes, train_state.state_shardings(
-      abstract_mesh(mesh_shape), partitioning.axis_rules(rules), model, optimizer, peft))
+  shapes, shardings = train_state.abstract_state_and_shardings(
+      abstract_mesh(mesh_shape), partitioning.axis_rules(rules), model, optimizer, peft)
+  state = state_bytes(shapes, shardings)
   trained = state.pop("trained")
   # The soft prompt lengthens every encoder row.
   encoder = dict(lengths, inputs=lengths["inputs"] + (peft.prompt_length

@@ -167,7 +167,8 @@ def train(model_dir: str = gin.REQUIRED, *,
   try:
     model = EncoderDecoderModel(peft.network(config), z_loss, loss_normalization)
     tx = optimizer(learning_rate_schedule=learning_rate_schedule)
-    shardings = train_state.state_shardings(mesh, rules, model.network, tx, peft)
+    shapes, shardings = train_state.abstract_state_and_shardings(mesh, rules, model.network,
+                                                                 tx, peft)
     checkpointer = checkpoints.Checkpointer(model_dir, checkpoint_config)
     model_setup.write_run_config(model_dir, config)
     if peft.frozen_base:
@@ -175,9 +176,7 @@ def train(model_dir: str = gin.REQUIRED, *,
     if checkpointer.latest_step() is None:
       state = _first_state(model.network, tx, shardings, peft, base, config, seed, train_input)
     else:
-      target = checkpoints.abstract_like(
-          train_state.abstract_state(model.network, tx, peft).checkpointed(),
-          shardings.checkpointed())
+      target = checkpoints.abstract_like(shapes.checkpointed(), shardings.checkpointed())
       state, data_state = checkpointer.restore(target)
       data.restore(data_state)
       if peft.frozen_base:

@@ -75,11 +75,20 @@ def _initial_state(model: network.T5, optimizer: optax.GradientTransformation,
                    peft)
 
 
+def _traced(model: network.T5, optimizer: optax.GradientTransformation,
+            peft: peft_lib.PeftConfig) -> tuple[PyTree, TrainState]:
+  """(the boxed abstract params, the abstract state) from one trace of the model's
+  initialiser: tracing an XXL model takes seconds, so nothing here traces it twice."""
+  boxed = network.abstract_variables(model)["params"]
+  state = jax.eval_shape(functools.partial(_state_of, optimizer=optimizer, peft=peft),
+                         network.unbox(boxed))
+  return boxed, state
+
+
 def abstract_state(model: network.T5, optimizer: optax.GradientTransformation,
                    peft: peft_lib.PeftConfig = FULL) -> TrainState:
   """The state as jax.ShapeDtypeStructs: shapes and dtypes without allocating anything."""
-  return jax.eval_shape(functools.partial(_initial_state, model, optimizer, peft),
-                        jax.random.key(0))
+  return _traced(model, optimizer, peft)[1]
 
 
 def create(model: network.T5, optimizer: optax.GradientTransformation, rng: jax.Array,
@@ -138,6 +147,19 @@ def _optimizer_state_shardings(mesh: Mesh, params: PyTree, param_shardings: PyTr
   return jax.tree_util.tree_map_with_path(sharding_of, opt_state)
 
 
+def abstract_state_and_shardings(mesh: Mesh, rules: partitioning.Rules, model: network.T5,
+                                 optimizer: optax.GradientTransformation,
+                                 peft: peft_lib.PeftConfig = FULL
+                                 ) -> tuple[TrainState, TrainState]:
+  """`abstract_state` and `state_shardings` together, from one trace of the model."""
+  boxed, shapes = _traced(model, optimizer, peft)
+  params, frozen = peft_lib.split(partitioning.param_shardings(mesh, rules, boxed), peft)
+  return shapes, TrainState(
+      step=NamedSharding(mesh, P()), params=params,
+      opt_state=_optimizer_state_shardings(mesh, shapes.params, params, shapes.opt_state),
+      frozen=frozen)
+
+
 def state_shardings(mesh: Mesh, rules: partitioning.Rules, model: network.T5,
                     optimizer: optax.GradientTransformation,
                     peft: peft_lib.PeftConfig = FULL) -> TrainState:
@@ -145,10 +167,4 @@ def state_shardings(mesh: Mesh, rules: partitioning.Rules, model: network.T5,
 
   Parameters follow the rules (`partitioning.param_shardings`); the optimizer state
   follows its parameters as the module docstring describes; the step is replicated."""
-  shapes = abstract_state(model, optimizer, peft)
-  params, frozen = peft_lib.split(partitioning.param_shardings(
-      mesh, rules, network.abstract_variables(model)["params"]), peft)
-  return TrainState(
-      step=NamedSharding(mesh, P()), params=params,
-      opt_state=_optimizer_state_shardings(mesh, shapes.params, params, shapes.opt_state),
-      frozen=frozen)
+  return abstract_state_and_shardings(mesh, rules, model, optimizer, peft)[1]
