@@ -2,7 +2,6 @@
 JSONL and task inputs, scores, resuming after a kill, a sharded mesh, bad input."""
 
 import json
-import os
 import subprocess
 import sys
 

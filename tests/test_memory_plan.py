@@ -15,7 +15,6 @@ rows next to `compiled.memory_analysis()`. The assertions live here:
 """
 
 import json
-import os
 import subprocess
 import sys
 import textwrap

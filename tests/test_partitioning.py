@@ -5,7 +5,6 @@ effect before jax initialises, which an earlier test in the same xdist worker ma
 done. The subprocess prints JSON; the assertions live here."""
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
