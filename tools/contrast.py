@@ -136,7 +136,7 @@ def main(argv=None) -> int:
   untimed = {name for name, (_, model_dir) in trains.items()
              if os.path.isdir(os.path.join(model_dir, "checkpoints"))}
   began = time.monotonic()
-  timings = demo.run_stages(stages, args.devices)
+  timings = demo.run_stages(stages, args.devices, args.run_dir)
   if timings is None:
     return 1
   demo.print_timings(timings, out)

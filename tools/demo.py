@@ -114,18 +114,22 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   os.makedirs(args.run_dir, exist_ok=True)
   timings = run_stages(stages(args.run_dir, args.held_out, args.devices, args.quick,
-                              args.seeds), args.devices)
+                              args.seeds), args.devices, args.run_dir)
   if timings is None:
     return 1
   print_timings(timings, args.run_dir)
   return 0
 
 
-def run_stages(named_argvs, devices: int) -> list[tuple[str, float]] | None:
+def run_stages(named_argvs, devices: int, run_dir: str) -> list[tuple[str, float]] | None:
   """Runs each (name, argv) on `devices` CPU devices, printing the command first;
-  [(name, seconds)], or None after the first stage that fails."""
+  [(name, seconds)], or None after the first stage that fails. The stages share JAX's
+  compilation cache in run_dir (unless JAX_COMPILATION_CACHE_DIR says where): the seeds'
+  runs compile the same programs, and a rerun compiles nothing."""
   env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2",
              XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+  env.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(os.path.abspath(run_dir),
+                                                           "xla_cache"))
   timings = []
   for name, argv in named_argvs:
     print(f"\n=== {name}\n$ flan-tune {' '.join(map(_quote, argv[3:]))}", flush=True)
