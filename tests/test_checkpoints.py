@@ -13,10 +13,10 @@ import pytest
 
 from flan_tune.errors import CheckpointError
 from flan_tune.runtime.checkpoints import CheckpointConfig
+from training_runs import device_env
 
 _PRELUDE = """
   import json, os, sys
-  os.environ["XLA_FLAGS"] += " --xla_force_host_platform_device_count=8"
   import jax, numpy as np
   from jax.sharding import NamedSharding, PartitionSpec as P
   from flan_tune.runtime.checkpoints import Checkpointer, CheckpointConfig, abstract_like
@@ -94,9 +94,9 @@ _LATEST = _PRELUDE + """
 
 
 def run_script(script, model_dir):
-  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
   proc = subprocess.run([sys.executable, "-c", textwrap.dedent(script), str(model_dir)],
-                        capture_output=True, text=True, timeout=300, env=env)
+                        capture_output=True, text=True, timeout=300,
+                        env=device_env(8, TF_CPP_MIN_LOG_LEVEL="3"))
   assert proc.returncode == 0, proc.stderr[-4000:]
   return json.loads(proc.stdout.strip().splitlines()[-1])
 

@@ -239,7 +239,6 @@ def test_a_transformers_checkpoint_evaluates_like_the_same_flan_tune_model(
 
 _SHARDED_EVAL = """
 import json, os, sys
-os.environ["XLA_FLAGS"] += " --xla_force_host_platform_device_count=8"
 import jax, numpy as np
 import flan_tune_tasks  # the offline collection
 from flan_tune.evaluation.evaluator import EvalConfig, Evaluator
@@ -287,9 +286,9 @@ def test_sharded_evaluation_matches_one_device(tmp_path):
   import subprocess
   import sys
 
-  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu"}
   done = subprocess.run([sys.executable, "-c", _SHARDED_EVAL, str(tmp_path)],
-                        capture_output=True, text=True, timeout=600, env=env,
+                        capture_output=True, text=True, timeout=600,
+                        env=runs_lib.device_env(8, TF_CPP_MIN_LOG_LEVEL="3"),
                         cwd=runs_lib.REPO)
   assert done.returncode == 0, done.stderr[-4000:]
   report = json.loads(done.stdout.strip().splitlines()[-1])
